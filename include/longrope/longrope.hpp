@@ -1,0 +1,14 @@
+// longrope: header-only LongRoPE positional interpolation. MIT License.
+#pragma once
+
+/// \file longrope.hpp
+/// Umbrella header: everything in longrope that needs only Eigen and the
+/// standard library. Config I/O (JSON) is separate: <longrope/json.hpp>, which
+/// needs nlohmann-json.
+
+#include "version.hpp"
+#include "error.hpp"
+#include "config.hpp"
+#include "view.hpp"
+#include "frequencies.hpp"
+#include "table.hpp"

@@ -1,0 +1,126 @@
+// longrope: header-only LongRoPE positional interpolation. MIT License.
+#pragma once
+
+/// \file table.hpp
+/// cos/sin tables into caller memory, attention factor applied, n_hat respected.
+///
+/// Row r of the output holds, for position p = positions[r] and pair i < pairs():
+///     cos(r, i) = attention_factor * cos(p * f_i(p)),
+///     sin(r, i) = attention_factor * sin(p * f_i(p)),
+/// where f_i(p) = theta_i if p < n_hat else inv_freq_i (rope_frequencies::frequency).
+/// Columns are in pair order. A half-split engine that stores [c0..c(n-1) c0..c(n-1)]
+/// (transformers' cat(freqs, freqs)) duplicates each row; the rotation kernels in
+/// rotate.hpp read pair-order rows directly.
+///
+/// Precision:
+///   angle_precision::exact   the angle is formed in double (exact integer p times
+///     the double frequency), reduced mod 2*pi in double, then cos/sin. For float
+///     output the error against the true value is below 2e-7 at every p < 2^24
+///     (tests/test_table.cpp checks this against an mpmath reference).
+///   angle_precision::float32 transformers' arithmetic: float(f_i) * float(p) in
+///     float32, then float32 cos/sin: off by ~1e-2 at p = 131071, use it only to
+///     reproduce reference implementations.
+///
+/// Complexity: O(rows * pairs) cos/sin evaluations; no allocation; noexcept
+/// after the argument checks. Thread safety: concurrent calls on disjoint output
+/// rows are safe (split the positions across threads).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "config.hpp"
+#include "error.hpp"
+#include "frequencies.hpp"
+#include "view.hpp"
+
+#define LONGROPE_INTERNAL_INCLUDE
+#include "detail/angle.hpp"
+#undef LONGROPE_INTERNAL_INCLUDE
+
+namespace longrope {
+
+/// Bytes a caller needs for one table (cos or sin) of `positions` rows in pair order.
+template <class T>
+constexpr std::size_t table_bytes(std::int64_t positions, int pairs) noexcept {
+  return static_cast<std::size_t>(positions) * static_cast<std::size_t>(pairs) * sizeof(T);
+}
+
+namespace detail {
+
+template <class T>
+void check_table_args(const rope_frequencies& f, std::ptrdiff_t rows, const matrix_view<T>& cos_out,
+                      const matrix_view<T>& sin_out) {
+  if (cos_out.rows < rows || sin_out.rows < rows) {
+    argument_fail("fill_table: output has " + std::to_string(std::min(cos_out.rows, sin_out.rows)) +
+                  " rows, need " + std::to_string(rows));
+  }
+  if (cos_out.cols < f.pairs() || sin_out.cols < f.pairs()) {
+    argument_fail("fill_table: output has " + std::to_string(std::min(cos_out.cols, sin_out.cols)) +
+                  " columns, need pairs() = " + std::to_string(f.pairs()));
+  }
+}
+
+/// The scalar reference for one row; the vector kernels must match it.
+template <class T>
+void table_row_scalar(const rope_frequencies& f, std::int64_t p, T* c, T* s,
+                      angle_precision prec) noexcept {
+  const int n = f.pairs();
+  const double att = f.attention_factor();
+  if (prec == angle_precision::exact) {
+    for (int i = 0; i < n; ++i) {
+      const double r = reduce_two_pi(f.angle(p, i));
+      c[i] = static_cast<T>(att * std::cos(r));
+      s[i] = static_cast<T>(att * std::sin(r));
+    }
+  } else {
+    const float pf = static_cast<float>(p);
+    const float af = static_cast<float>(att);
+    for (int i = 0; i < n; ++i) {
+      const float a = static_cast<float>(f.frequency(p, i)) * pf;
+      c[i] = static_cast<T>(std::cos(a) * af);
+      s[i] = static_cast<T>(std::sin(a) * af);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Fills rows [0, n) of cos_out and sin_out for positions[0..n).
+/// Preconditions (checked, longrope::error "longrope.argument"): every position
+/// >= 0, outputs with >= n rows and >= pairs() columns. T is float or double.
+template <class T>
+void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::ptrdiff_t n,
+                matrix_view<T> cos_out, matrix_view<T> sin_out,
+                angle_precision prec = angle_precision::exact) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fill_table: T must be float or double");
+  if (n < 0) detail::argument_fail("fill_table: negative position count");
+  if (n > 0 && positions == nullptr) detail::argument_fail("fill_table: null positions");
+  detail::check_table_args(f, n, cos_out, sin_out);
+  for (std::ptrdiff_t r = 0; r < n; ++r) {
+    if (positions[r] < 0) {
+      detail::argument_fail("fill_table: position " + std::to_string(positions[r]) + " at index " +
+                            std::to_string(r) + " is negative");
+    }
+  }
+  for (std::ptrdiff_t r = 0; r < n; ++r) {
+    detail::table_row_scalar(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
+  }
+}
+
+/// Fills rows [0, range.size()) for positions range.begin .. range.end-1.
+/// Preconditions (checked): range.begin >= 0, outputs large enough.
+template <class T>
+void fill_table(const rope_frequencies& f, position_range range, matrix_view<T> cos_out,
+                matrix_view<T> sin_out, angle_precision prec = angle_precision::exact) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fill_table: T must be float or double");
+  if (range.begin < 0) detail::argument_fail("fill_table: range.begin is negative");
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(range.size());
+  detail::check_table_args(f, n, cos_out, sin_out);
+  for (std::ptrdiff_t r = 0; r < n; ++r) {
+    detail::table_row_scalar(f, range.begin + r, cos_out.row(r), sin_out.row(r), prec);
+  }
+}
+
+}  // namespace longrope

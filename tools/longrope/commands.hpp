@@ -1,0 +1,21 @@
+// Subcommands of the `longrope` CLI. Each lives in its own cmd_*.cpp and
+// returns the process exit code; errors are reported as one line on stderr by
+// main() (throw longrope::error or std::exception).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace longrope_cli {
+
+using args = std::vector<std::string>;  // the arguments after the subcommand name
+
+struct command {
+  const char* name;
+  const char* summary;
+  int (*run)(const args&);
+};
+
+/// Every subcommand, in the order `longrope --help` lists them.
+const std::vector<command>& commands();
+
+}  // namespace longrope_cli

@@ -1,0 +1,60 @@
+// The `longrope` command-line tool: dispatch to subcommands, one line on stderr
+// and a non-zero exit for any error.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <longrope/version.hpp>
+
+#include "commands.hpp"
+
+namespace longrope_cli {
+
+namespace {
+int cmd_version(const args&) {
+  std::printf("longrope %s\n", LONGROPE_VERSION_STRING);
+  return 0;
+}
+}  // namespace
+
+const std::vector<command>& commands() {
+  static const std::vector<command> all = {
+      {"version", "print the library version", cmd_version},
+  };
+  return all;
+}
+
+}  // namespace longrope_cli
+
+namespace {
+void usage(std::FILE* out) {
+  std::fprintf(out, "usage: longrope <command> [options]\n\ncommands:\n");
+  for (const auto& c : longrope_cli::commands()) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nrun 'longrope <command> --help' for a command's options\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (name == "--version") return longrope_cli::commands().front().run({});
+  for (const auto& c : longrope_cli::commands()) {
+    if (name == c.name) {
+      try {
+        return c.run(longrope_cli::args(argv + 2, argv + argc));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "longrope %s: error: %s\n", c.name, e.what());
+        return 1;
+      }
+    }
+  }
+  std::fprintf(stderr, "longrope: error: unknown command '%s' (see 'longrope --help')\n", name.c_str());
+  return 2;
+}
