@@ -1,0 +1,1 @@
+# The toy transformer (llama2.c), perplexity, eval/generate/search CLI.

@@ -1,0 +1,1 @@
+# Core numerics: golden tables, JSON config I/O, the CLI freqs/table subcommands.

@@ -1,0 +1,1 @@
+# Rotation kernels: every vector path against the scalar reference.

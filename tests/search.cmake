@@ -1,0 +1,1 @@
+# The LongRoPE evolutionary search.
