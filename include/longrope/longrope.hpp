@@ -12,3 +12,4 @@
 #include "view.hpp"
 #include "frequencies.hpp"
 #include "table.hpp"
+#include "rotate.hpp"

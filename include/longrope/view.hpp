@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "error.hpp"
 
@@ -53,6 +54,17 @@ struct matrix_view {
 
   T* row(std::ptrdiff_t r) const noexcept { return data + r * row_stride; }
   T& operator()(std::ptrdiff_t r, std::ptrdiff_t c) const noexcept { return data[r * row_stride + c]; }
+
+  /// A read-only view of the same memory (matrix_view<T> -> matrix_view<const T>).
+  template <class U = T, std::enable_if_t<!std::is_const_v<U>, int> = 0>
+  operator matrix_view<const U>() const noexcept {
+    matrix_view<const U> v;
+    v.data = data;
+    v.rows = rows;
+    v.cols = cols;
+    v.row_stride = row_stride;
+    return v;
+  }
 };
 
 /// A view of query or key activations, logically [batch][tokens][heads][head_dim]
@@ -75,6 +87,12 @@ struct heads_view {
   /// Pointer to the first channel of (b, t, h).
   T* at(std::ptrdiff_t b, std::ptrdiff_t t, std::ptrdiff_t h) const noexcept {
     return data + b * batch_stride + t * token_stride + h * head_stride;
+  }
+
+  /// A read-only view of the same memory (heads_view<T> -> heads_view<const T>).
+  template <class U = T, std::enable_if_t<!std::is_const_v<U>, int> = 0>
+  operator heads_view<const U>() const noexcept {
+    return {data, batch, tokens, heads, head_dim, batch_stride, token_stride, head_stride};
   }
 };
 

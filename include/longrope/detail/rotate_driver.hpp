@@ -1,0 +1,229 @@
+// longrope: header-only LongRoPE positional interpolation. MIT License.
+#pragma once
+#if !defined(LONGROPE_INTERNAL_INCLUDE)
+#error "longrope/detail/rotate_driver.hpp is internal: include <longrope/rotate.hpp> or <longrope/longrope.hpp>"
+#endif
+
+// Argument checks and the token loop shared by every rotate/rotate_qk overload.
+// The loop is templated on the kernel path so the tests can run the scalar
+// reference and the vector kernels side by side in one binary.
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "../config.hpp"
+#include "../error.hpp"
+#include "../frequencies.hpp"
+#include "../view.hpp"
+#include "rotate_scalar.hpp"
+#include "rotate_simd.hpp"
+
+namespace longrope::detail {
+
+template <class T>
+struct identity {
+  using type = T;
+};
+/// Blocks template argument deduction (so heads_view<T> converts to heads_view<const T>).
+template <class T>
+using identity_t = typename identity<T>::type;
+
+template <class T>
+struct io_pair {
+  heads_view<const T> in;
+  heads_view<T> out;
+};
+
+struct table_ref {
+  matrix_view<const float> cos;
+  matrix_view<const float> sin;
+  std::int64_t first_position = 0;
+};
+
+enum class kernel_path { scalar, vector };
+#if defined(LONGROPE_FORCE_SCALAR)
+inline constexpr kernel_path default_kernel_path = kernel_path::scalar;
+#else
+inline constexpr kernel_path default_kernel_path = kernel_path::vector;
+#endif
+
+// ---------------------------------------------------------------------------
+// Checks (all before the loops)
+
+inline std::string rot_msg(const char* fn, const std::string& what) { return std::string(fn) + ": " + what; }
+
+template <class T>
+void check_heads_view(const char* fn, const char* name, const heads_view<T>& v, const rope_frequencies& f) {
+  const std::string nm(name);
+  if (v.batch < 0 || v.tokens < 0 || v.heads < 0 || v.head_dim < 0) {
+    argument_fail(rot_msg(fn, nm + ": negative extent"));
+  }
+  if (v.batch_stride < 0 || v.token_stride < 0 || v.head_stride < 0) {
+    argument_fail(rot_msg(fn, nm + ": negative stride"));
+  }
+  if (v.head_dim != f.head_dim()) {
+    argument_fail(rot_msg(fn, nm + ".head_dim is " + std::to_string(v.head_dim) + ", the frequencies have head_dim " +
+                                  std::to_string(f.head_dim()) + " (rotary_dim " + std::to_string(f.rotary_dim()) +
+                                  ")"));
+  }
+  if (v.data == nullptr && v.batch > 0 && v.tokens > 0 && v.heads > 0 && v.head_dim > 0) {
+    argument_fail(rot_msg(fn, nm + ": null data"));
+  }
+}
+
+template <class T>
+void check_io(const char* fn, const char* in_name, const char* out_name, const io_pair<T>& io,
+              const rope_frequencies& f) {
+  check_heads_view(fn, in_name, io.in, f);
+  check_heads_view(fn, out_name, io.out, f);
+  if (io.in.batch != io.out.batch || io.in.tokens != io.out.tokens || io.in.heads != io.out.heads) {
+    argument_fail(rot_msg(fn, std::string(in_name) + " and " + out_name + " differ in batch, tokens or heads"));
+  }
+}
+
+inline void check_table(const char* fn, const table_ref& t, const rope_frequencies& f) {
+  if (t.cos.rows != t.sin.rows) argument_fail(rot_msg(fn, "table.cos and table.sin have different row counts"));
+  if (t.cos.cols < f.pairs() || t.sin.cols < f.pairs()) {
+    argument_fail(rot_msg(fn, "table has fewer columns than pairs() = " + std::to_string(f.pairs())));
+  }
+  if (t.cos.rows < 0 || t.cos.row_stride < t.cos.cols || t.sin.row_stride < t.sin.cols) {
+    argument_fail(rot_msg(fn, "table: invalid extents or strides"));
+  }
+  if ((t.cos.data == nullptr || t.sin.data == nullptr) && t.cos.rows > 0 && f.pairs() > 0) {
+    argument_fail(rot_msg(fn, "table: null data"));
+  }
+  if (t.first_position < 0) argument_fail(rot_msg(fn, "table.first_position is negative"));
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+/// The per-token kernel of the scalar path: keeps the coefficient pointers.
+template <class T, class C>
+struct scalar_head_kernel {
+  const C* c = nullptr;
+  const C* s = nullptr;
+  int n = 0;
+  pair_layout layout = pair_layout::half_split;
+  void prepare(const C* cc, const C* ss, int pairs, pair_layout lay) noexcept {
+    c = cc;
+    s = ss;
+    n = pairs;
+    layout = lay;
+  }
+  void apply(const T* in, T* out, std::ptrdiff_t head_dim) const noexcept {
+    rotate_head_scalar(in, out, c, s, n, layout, head_dim);
+  }
+};
+
+template <kernel_path P, class T>
+using head_kernel_t = std::conditional_t<P == kernel_path::scalar, scalar_head_kernel<T, compute_t<T>>,
+                                         vector_head_kernel<T>>;
+
+template <kernel_path P, class C>
+inline void token_coeffs(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
+  if constexpr (P == kernel_path::vector && std::is_same_v<C, float>) {
+    token_coeffs_vector(f, p, c, s);
+  } else {
+    token_coeffs_scalar(f, p, c, s);
+  }
+}
+
+template <class T, class K>
+inline void apply_heads(const io_pair<T>& io, std::ptrdiff_t b, std::ptrdiff_t t, const K& kernel) noexcept {
+  for (std::ptrdiff_t h = 0; h < io.out.heads; ++h) {
+    kernel.apply(io.in.at(b, t, h), io.out.at(b, t, h), io.out.head_dim);
+  }
+}
+
+template <kernel_path P, class T>
+void rotate_loops(const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q, const io_pair<T>* k,
+                  positions_view pos, token_range tokens, bool inverse) noexcept {
+  using C = compute_t<T>;
+  const int n = f.pairs();
+  const pair_layout layout = f.layout();
+  const double att = f.attention_factor();
+  alignas(64) C cbuf[kMaxRotaryPairs];
+  alignas(64) C sbuf[kMaxRotaryPairs];
+  head_kernel_t<P, T> kernel;
+  for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
+    for (std::ptrdiff_t t = tokens.begin; t < tokens.end; ++t) {
+      const std::int64_t p = pos(b, t);
+      const C* c = cbuf;
+      const C* s = sbuf;
+      if (tab != nullptr) {
+        const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(p - tab->first_position);
+        const float* tc = tab->cos.row(row);
+        const float* ts = tab->sin.row(row);
+        if constexpr (std::is_same_v<C, float>) {
+          if (!inverse) {
+            c = tc;
+            s = ts;
+          } else {
+            for (int i = 0; i < n; ++i) {
+              cbuf[i] = tc[i];
+              sbuf[i] = ts[i];
+            }
+          }
+        } else {
+          for (int i = 0; i < n; ++i) {
+            cbuf[i] = static_cast<C>(tc[i]);
+            sbuf[i] = static_cast<C>(ts[i]);
+          }
+        }
+      } else {
+        token_coeffs<P>(f, p, cbuf, sbuf);
+      }
+      if (inverse) invert_coeffs(cbuf, sbuf, n, att);
+      kernel.prepare(c, s, n, layout);
+      apply_heads(q, b, t, kernel);
+      if (k != nullptr) apply_heads(*k, b, t, kernel);
+    }
+  }
+}
+
+/// Checks every precondition, then runs path P.
+template <class T, kernel_path P = default_kernel_path>
+void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q, const io_pair<T>* k,
+                  positions_view pos, token_range tokens, bool inverse, const char* fn) {
+  static_assert(is_storage_type_v<T>, "rotate: T must be float, double, Eigen::half or Eigen::bfloat16");
+  const bool qk = k != nullptr;
+  check_io(fn, qk ? "q_in" : "in", qk ? "q_out" : "out", q, f);
+  if (qk) {
+    check_io(fn, "k_in", "k_out", *k, f);
+    if (k->out.batch != q.out.batch || k->out.tokens != q.out.tokens) {
+      argument_fail(rot_msg(fn, "q and k differ in batch or tokens"));
+    }
+  }
+  if (f.pairs() > kMaxRotaryPairs) {
+    argument_fail(rot_msg(fn, "pairs() = " + std::to_string(f.pairs()) + " exceeds the kernel limit " +
+                                  std::to_string(kMaxRotaryPairs)));
+  }
+  if (tokens.begin < 0 || tokens.end < tokens.begin || tokens.end > q.out.tokens) {
+    argument_fail(rot_msg(fn, "token range [" + std::to_string(tokens.begin) + ", " + std::to_string(tokens.end) +
+                                  ") is not inside [0, " + std::to_string(q.out.tokens) + ")"));
+  }
+  if (tab != nullptr) check_table(fn, *tab, f);
+  if (tokens.size() == 0 || q.out.batch == 0) return;
+  if (pos.data == nullptr) argument_fail(rot_msg(fn, "null positions"));
+  if (pos.batch_stride < 0) argument_fail(rot_msg(fn, "positions.batch_stride is negative"));
+  for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
+    for (std::ptrdiff_t t = tokens.begin; t < tokens.end; ++t) {
+      const std::int64_t p = pos(b, t);
+      if (p < 0) {
+        argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) + ", token " +
+                                      std::to_string(t) + ") is negative"));
+      }
+      if (tab != nullptr && (p < tab->first_position || p - tab->first_position >= tab->cos.rows)) {
+        argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) +
+                                      ", token " + std::to_string(t) + ") is outside the table's [" +
+                                      std::to_string(tab->first_position) + ", " +
+                                      std::to_string(tab->first_position + tab->cos.rows) + ")"));
+      }
+    }
+  }
+  rotate_loops<P>(f, tab, q, k, pos, tokens, inverse);
+}
+
+}  // namespace longrope::detail
