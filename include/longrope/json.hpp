@@ -22,17 +22,24 @@
 ///                            type also means longrope, as transformers' Phi3Config maps it).
 ///   linear, ntk, dynamic     block.factor; dynamic also max_position_embeddings (top level).
 ///   yarn                     block.factor, beta_fast, beta_slow (null or 0 = default 32 / 1),
-///                            mscale, mscale_all_dim, attention_factor, truncate. When the block has
+///                            mscale, mscale_all_dim, attention_factor, truncate.
+///                            rope_scaling (transformers 4.x): when the block has
 ///                            original_max_position_embeddings L0, the scale is
-///                            max_position_embeddings / L0 (overriding factor, as transformers does);
+///                            max_position_embeddings / L0, overriding factor (DeepSeek-V3's rule);
 ///                            otherwise L0 = max_position_embeddings.
+///                            rope_parameters (transformers v5): L0 = the block's or the top-level
+///                            original length, else max_position_embeddings; the scale is factor
+///                            when given, else max_position_embeddings / L0.
 ///   llama3                   block.factor, low_freq_factor, high_freq_factor,
 ///                            original_max_position_embeddings (block, else top level).
 ///   longrope                 block.short_factor, long_factor [rotary_dim / 2 numbers each], optional
 ///                            factor and attention_factor. L0 = original_max_position_embeddings at
-///                            the top level (Phi-3) or in the block; when present the scale used for
-///                            the attention factor is max_position_embeddings / L0; when absent
-///                            L0 = max_position_embeddings and the scale is block.factor (default 1).
+///                            the top level (Phi-3) or in the block (the block wins in the
+///                            rope_parameters form, the top level in rope_scaling); when present the
+///                            scale used for the attention factor is max_position_embeddings / L0
+///                            (rope_scaling: always, as transformers 4.x; rope_parameters: only when
+///                            factor is absent, as v5); when absent L0 = max_position_embeddings and
+///                            the scale is block.factor (default 1).
 ///   n_hat                    block."n_hat" (longrope extension, default 0): the start-token cutoff.
 ///   layout                   half_split (transformers' rotate_half, used by every model type it
 ///                            implements with this config form, phi3 and llama included), except
@@ -224,6 +231,7 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
       }
     }
   }
+  const bool v5 = bname == "rope_parameters";  // transformers v5 semantics (see the file comment)
   auto key = [&](const char* k) { return bname + "." + k; };
 
   // Geometry.
@@ -326,14 +334,27 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
   } else if (name == "yarn") {
     cfg.type = rope_type::yarn;
     auto& y = cfg.yarn;
-    y.factor = json_positive(need("factor"), key("factor"));
-    if (const auto* v = get("original_max_position_embeddings")) {
-      y.original_max_position = json_positive_count(*v, key("original_max_position_embeddings"));
-      // transformers: the scale becomes max_position_embeddings / L0 (DeepSeek-V3 and others).
-      y.factor = static_cast<double>(require_max_pos("yarn derives its scale from it")) /
-                 static_cast<double>(y.original_max_position);
+    std::optional<double> factor;
+    if (const auto* v = get("factor")) factor = json_positive(*v, key("factor"));
+    const auto* ov = get("original_max_position_embeddings");
+    if (!v5 && !factor) need("factor");
+    if (ov) {
+      y.original_max_position = json_positive_count(*ov, key("original_max_position_embeddings"));
+    } else if (const auto* w = v5 ? json_find(j, "original_max_position_embeddings") : nullptr) {
+      y.original_max_position = json_positive_count(*w, "original_max_position_embeddings");
     } else {
       y.original_max_position = require_max_pos("yarn uses it as the original length");
+    }
+    if (!v5 && ov) {
+      // transformers 4.x: with an original length in the block the scale is
+      // max_position_embeddings / L0, overriding factor (DeepSeek-V3's rule).
+      y.factor = static_cast<double>(require_max_pos("yarn derives its scale from it")) /
+                 static_cast<double>(y.original_max_position);
+    } else if (factor) {
+      y.factor = *factor;  // rope_parameters: an explicit factor wins
+    } else {
+      y.factor = static_cast<double>(require_max_pos("yarn derives its scale from it")) /
+                 static_cast<double>(y.original_max_position);
     }
     // transformers: `get("beta_fast") or 32`, so 0 also means the default.
     if (const auto* v = get("beta_fast")) {
@@ -384,17 +405,22 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
     std::optional<double> factor;
     if (const auto* v = get("factor")) factor = json_positive(*v, key("factor"));
     if (const auto* v = get("attention_factor")) lr.attention_factor = json_positive(*v, key("attention_factor"));
+    // L0: top level (Phi-3) or in the block (the rope_parameters form, others).
     const nlohmann::json* ov = json_find(j, "original_max_position_embeddings");
     std::string okey = "original_max_position_embeddings";
-    if (!ov) {
-      ov = get("original_max_position_embeddings");
+    if (const auto* bv = get("original_max_position_embeddings"); bv && (v5 || !ov)) {
+      ov = bv;
       okey = key("original_max_position_embeddings");
     }
     if (ov) {
       lr.original_max_position = json_positive_count(*ov, okey);
-      // transformers: s = max_position_embeddings / L0, rope_scaling.factor ignored.
-      require_max_pos("longrope derives its scale from max_position_embeddings / original_max_position_embeddings");
-      lr.factor.reset();
+      if (v5 && factor) {
+        lr.factor = factor;  // rope_parameters: an explicit factor wins
+      } else {
+        // transformers: s = max_position_embeddings / L0 (4.x ignores rope_scaling.factor then).
+        require_max_pos("longrope derives its scale from max_position_embeddings / original_max_position_embeddings");
+        lr.factor.reset();
+      }
     } else {
       lr.original_max_position = require_max_pos("longrope uses it as the original length when "
                                                  "original_max_position_embeddings is absent");
@@ -462,11 +488,10 @@ inline nlohmann::json to_rope_scaling_json(const rope_config& cfg) {
       if (y.mscale_all_dim) b["mscale_all_dim"] = *y.mscale_all_dim;
       if (y.attention_factor) b["attention_factor"] = *y.attention_factor;
       if (!y.truncate) b["truncate"] = false;
-      // L0 = max_position_embeddings when the block has no original length:
-      // write it only when the two differ (it then redefines the scale on read).
-      if (cfg.max_position_embeddings != y.original_max_position) {
-        b["original_max_position_embeddings"] = y.original_max_position;
-      }
+      // transformers 4.x then takes the scale as max_position_embeddings / L0:
+      // a config.json must carry max_position_embeddings = factor * L0 (to_config_json
+      // instead writes L0 as max_position_embeddings and no original length).
+      b["original_max_position_embeddings"] = y.original_max_position;
       break;
     }
     case rope_type::llama3: {
@@ -503,7 +528,10 @@ inline nlohmann::json to_config_json(const rope_config& cfg) {
   }
   if (cfg.layout == pair_layout::interleaved) j["model_type"] = "gptj";
   std::int64_t max_pos = cfg.max_position_embeddings;
-  if (cfg.type == rope_type::yarn && max_pos == 0) max_pos = cfg.yarn.original_max_position;
+  if (cfg.type == rope_type::yarn) {
+    scaling.erase("original_max_position_embeddings");
+    max_pos = cfg.yarn.original_max_position;
+  }
   if (cfg.type == rope_type::longrope) {
     const auto& lr = cfg.longrope;
     if (lr.factor) {
