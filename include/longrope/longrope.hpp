@@ -13,3 +13,4 @@
 #include "frequencies.hpp"
 #include "table.hpp"
 #include "rotate.hpp"
+#include "search.hpp"
