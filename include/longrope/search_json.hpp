@@ -1,0 +1,388 @@
+// longrope: header-only LongRoPE positional interpolation. MIT License.
+#pragma once
+
+/// \file search_json.hpp
+/// JSON for the evolutionary search (needs nlohmann-json, so it is not part of
+/// the umbrella header): checkpoint and resume of a whole search, and the
+/// transformers rope_scaling block of a search's result.
+///
+/// Checkpoint format (an object; every number exact, so a resumed search is
+/// bit-identical to the uninterrupted one):
+///
+///     {"format": "longrope.search_checkpoint", "version": 1,
+///      "space":   {"pairs", "lambda_min", "lambda_max", "step", "frozen_factors": [..],
+///                  "n_hat_values": [..], "search_n_hat"},
+///      "options": {"population", "mutations", "crossovers", "top_k", "iterations",
+///                  "mutation_probability", "n_hat_probability", "crossover": "repair"|"reject",
+///                  "max_attempts", "seed", "patience", "tolerance", "max_evaluations",
+///                  "max_seconds", "threads"},
+///      "rng": ["<16 hex digits>" x 4],            (xoshiro256** state; hex so no reader loses bits)
+///      "iteration", "initial_done", "evaluations", "generation_evaluations", "best_score",
+///      "stale_generations", "generations_timed", "elapsed_seconds", "status": "running"|...,
+///      "population": [[n_hat_index, score, [grid indices..]], ..],   ranked, best first
+///      "pending":    [[n_hat_index, [grid indices..]], ..],          awaiting tell()
+///      "cache":      [[n_hat_index, score, [grid indices..]], ..]}   every evaluation
+///
+/// Scores are numbers, or the strings "inf" / "-inf" (JSON has no infinities).
+/// Doubles are written by nlohmann-json in shortest round-trip form and read back
+/// exactly. Malformed input throws longrope::error ("longrope.json") naming the key;
+/// an inconsistent state (a candidate off the grid, a population score that differs
+/// from the cache, ...) is rejected by the evolutionary_search constructor
+/// ("longrope.search").
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "error.hpp"
+#include "json.hpp"
+#include "search.hpp"
+
+namespace longrope {
+
+/// The checkpoint of `cp` as JSON (format above). O(cache size * pairs).
+nlohmann::json to_json(const search_checkpoint& cp);
+
+/// Parses a checkpoint. Throws longrope::error ("longrope.json") naming the key on
+/// a missing key, a wrong type, an unknown format or version. O(size).
+search_checkpoint search_checkpoint_from_json(const nlohmann::json& j);
+
+/// Writes search.checkpoint() to `path` atomically (a temporary file renamed over
+/// it, so a crash never leaves a truncated checkpoint). Throws ("longrope.io").
+void save_checkpoint(const evolutionary_search& search, const std::string& path);
+
+/// Reads a checkpoint file and resumes the search. Throws "longrope.io" if the
+/// file cannot be read, "longrope.json" on malformed JSON, "longrope.search" on
+/// an inconsistent state.
+evolutionary_search load_checkpoint(const std::string& path);
+
+/// The transformers rope_scaling block of searched factors, via
+/// to_rope_scaling_json(f.to_rope_config(geometry)):
+///     {"type": "longrope", "rope_type": "longrope", "short_factor": [..], "long_factor": [..],
+///      "original_max_position_embeddings": L0, "n_hat": K (when non-zero)}
+/// geometry supplies head_dim / rotary_dim / base. Throws "longrope.config" if the
+/// factors do not form a valid config (wrong length, non-positive). O(pairs).
+nlohmann::json to_rope_scaling_json(const longrope_factors& f, const rope_config& geometry);
+
+// ---------------------------------------------------------------------------
+// Implementation
+
+namespace detail {
+
+inline nlohmann::json search_score_json(double s) {
+  if (std::isnan(s)) return "nan";
+  if (std::isinf(s)) return s > 0 ? "inf" : "-inf";
+  return s;
+}
+
+inline double search_score_from_json(const nlohmann::json& v, const std::string& key) {
+  if (v.is_string()) {
+    const auto& t = v.get_ref<const std::string&>();
+    if (t == "inf") return std::numeric_limits<double>::infinity();
+    if (t == "-inf") return -std::numeric_limits<double>::infinity();
+    if (t == "nan") return std::numeric_limits<double>::quiet_NaN();
+    json_fail(key, "expected a number, \"inf\", \"-inf\" or \"nan\", got \"" + t + "\"");
+  }
+  if (!v.is_number()) json_fail(key, std::string("expected a number, got ") + json_type_name(v));
+  return v.get<double>();
+}
+
+inline const nlohmann::json& search_key(const nlohmann::json& obj, const char* key, const std::string& where) {
+  if (!obj.is_object()) json_fail(where, std::string("expected an object, got ") + json_type_name(obj));
+  const auto it = obj.find(key);
+  if (it == obj.end()) json_fail(where.empty() ? key : where + "." + key, "missing");
+  return *it;
+}
+
+inline std::string search_path(const std::string& where, const char* key) {
+  return where.empty() ? std::string(key) : where + "." + key;
+}
+
+inline int search_int(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto& v = search_key(obj, key, where);
+  if (!v.is_number_integer()) json_fail(search_path(where, key), std::string("expected an integer, got ") + json_type_name(v));
+  const auto i = v.get<std::int64_t>();
+  if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
+    json_fail(search_path(where, key), "out of range");
+  }
+  return static_cast<int>(i);
+}
+
+inline std::int64_t search_int64(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto& v = search_key(obj, key, where);
+  if (!v.is_number_integer()) json_fail(search_path(where, key), std::string("expected an integer, got ") + json_type_name(v));
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    json_fail(search_path(where, key), "out of range");
+  }
+  return v.get<std::int64_t>();
+}
+
+inline double search_double(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto& v = search_key(obj, key, where);
+  if (!v.is_number()) json_fail(search_path(where, key), std::string("expected a number, got ") + json_type_name(v));
+  return v.get<double>();
+}
+
+inline bool search_bool(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto& v = search_key(obj, key, where);
+  if (!v.is_boolean()) json_fail(search_path(where, key), std::string("expected a boolean, got ") + json_type_name(v));
+  return v.get<bool>();
+}
+
+inline const nlohmann::json& search_array(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_array()) json_fail(key, std::string("expected an array, got ") + json_type_name(v));
+  return v;
+}
+
+inline std::vector<int> search_indices(const nlohmann::json& v, const std::string& key) {
+  search_array(v, key);
+  std::vector<int> out;
+  out.reserve(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_number_integer()) json_fail(key + "[" + std::to_string(i) + "]", "expected an integer");
+    const auto x = v[i].get<std::int64_t>();
+    if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) {
+      json_fail(key + "[" + std::to_string(i) + "]", "out of range");
+    }
+    out.push_back(static_cast<int>(x));
+  }
+  return out;
+}
+
+inline nlohmann::json search_candidate_json(const candidate& c) { return {c.n_hat_index, c.lambda_index}; }
+
+inline nlohmann::json search_scored_json(const scored_candidate& s) {
+  return {s.c.n_hat_index, search_score_json(s.score), s.c.lambda_index};
+}
+
+inline int search_index_int(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_number_integer()) json_fail(key, std::string("expected an integer, got ") + json_type_name(v));
+  const auto x = v.get<std::int64_t>();
+  if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) json_fail(key, "out of range");
+  return static_cast<int>(x);
+}
+
+inline candidate search_candidate_from_json(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_array() || v.size() != 2) json_fail(key, "expected [n_hat_index, [grid indices]]");
+  candidate c;
+  c.n_hat_index = search_index_int(v[0], key + "[0]");
+  c.lambda_index = search_indices(v[1], key + "[1]");
+  return c;
+}
+
+inline scored_candidate search_scored_from_json(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_array() || v.size() != 3) json_fail(key, "expected [n_hat_index, score, [grid indices]]");
+  scored_candidate s;
+  s.c.n_hat_index = search_index_int(v[0], key + "[0]");
+  s.score = search_score_from_json(v[1], key + "[1]");
+  s.c.lambda_index = search_indices(v[2], key + "[2]");
+  return s;
+}
+
+inline std::string search_hex(std::uint64_t x) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
+inline std::uint64_t search_unhex(const nlohmann::json& v, const std::string& key) {
+  if (!v.is_string()) json_fail(key, "expected a string of 16 hex digits");
+  const auto& s = v.get_ref<const std::string&>();
+  if (s.size() != 16) json_fail(key, "expected 16 hex digits, got \"" + s + "\"");
+  std::uint64_t x = 0;
+  for (char ch : s) {
+    int d = -1;
+    if (ch >= '0' && ch <= '9') d = ch - '0';
+    if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
+    if (d < 0) json_fail(key, "not a hex digit in \"" + s + "\"");
+    x = (x << 4) | static_cast<std::uint64_t>(d);
+  }
+  return x;
+}
+
+inline stop_reason search_stop_from_string(const std::string& s, const std::string& key) {
+  for (auto r : {stop_reason::running, stop_reason::iterations, stop_reason::converged, stop_reason::evaluation_budget,
+                 stop_reason::time_budget, stop_reason::exhausted, stop_reason::cancelled}) {
+    if (s == to_string(r)) return r;
+  }
+  json_fail(key, "unknown status \"" + s + "\"");
+}
+
+}  // namespace detail
+
+inline nlohmann::json to_json(const search_checkpoint& cp) {
+  using namespace detail;
+  nlohmann::json j = nlohmann::json::object();
+  j["format"] = "longrope.search_checkpoint";
+  j["version"] = 1;
+  const auto& sp = cp.space;
+  j["space"] = {{"pairs", sp.pairs},
+                {"lambda_min", sp.lambda_min},
+                {"lambda_max", sp.lambda_max},
+                {"step", sp.step},
+                {"frozen_factors", sp.frozen_factors},
+                {"n_hat_values", sp.n_hat_values},
+                {"search_n_hat", sp.search_n_hat}};
+  const auto& o = cp.options;
+  j["options"] = {{"population", o.population},
+                  {"mutations", o.mutations},
+                  {"crossovers", o.crossovers},
+                  {"top_k", o.top_k},
+                  {"iterations", o.iterations},
+                  {"mutation_probability", o.mutation_probability},
+                  {"n_hat_probability", o.n_hat_probability},
+                  {"crossover", o.crossover == crossover_policy::repair ? "repair" : "reject"},
+                  {"max_attempts", o.max_attempts},
+                  {"seed", search_hex(o.seed)},
+                  {"patience", o.patience},
+                  {"tolerance", o.tolerance},
+                  {"max_evaluations", o.max_evaluations},
+                  {"max_seconds", o.max_seconds},
+                  {"threads", o.threads}};
+  j["rng"] = nlohmann::json::array();
+  for (auto w : cp.rng) j["rng"].push_back(search_hex(w));
+  j["iteration"] = cp.iteration;
+  j["initial_done"] = cp.initial_done;
+  j["evaluations"] = cp.evaluations;
+  j["generation_evaluations"] = cp.generation_evaluations;
+  j["best_score"] = search_score_json(cp.best_score);
+  j["stale_generations"] = cp.stale_generations;
+  j["generations_timed"] = cp.generations_timed;
+  j["elapsed_seconds"] = cp.elapsed_seconds;
+  j["status"] = to_string(cp.status);
+  auto& pop = j["population"] = nlohmann::json::array();
+  for (const auto& s : cp.population) pop.push_back(search_scored_json(s));
+  auto& pend = j["pending"] = nlohmann::json::array();
+  for (const auto& c : cp.pending) pend.push_back(search_candidate_json(c));
+  auto& cache = j["cache"] = nlohmann::json::array();
+  for (const auto& s : cp.cache) cache.push_back(search_scored_json(s));
+  return j;
+}
+
+inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
+  using namespace detail;
+  search_checkpoint cp;
+  const auto& fmt = search_key(j, "format", "");
+  if (!fmt.is_string() || fmt.get<std::string>() != "longrope.search_checkpoint") {
+    json_fail("format", "expected \"longrope.search_checkpoint\"");
+  }
+  const int version = search_int(j, "version", "");
+  if (version != 1) json_fail("version", "unsupported checkpoint version " + std::to_string(version) + " (expected 1)");
+
+  const auto& sp = search_key(j, "space", "");
+  cp.space.pairs = search_int(sp, "pairs", "space");
+  cp.space.lambda_min = search_double(sp, "lambda_min", "space");
+  cp.space.lambda_max = search_double(sp, "lambda_max", "space");
+  cp.space.step = search_double(sp, "step", "space");
+  {
+    const auto& ff = search_array(search_key(sp, "frozen_factors", "space"), "space.frozen_factors");
+    cp.space.frozen_factors.clear();
+    for (std::size_t i = 0; i < ff.size(); ++i) {
+      cp.space.frozen_factors.push_back(json_number(ff[i], "space.frozen_factors[" + std::to_string(i) + "]"));
+    }
+    const auto& nv = search_array(search_key(sp, "n_hat_values", "space"), "space.n_hat_values");
+    cp.space.n_hat_values.clear();
+    for (std::size_t i = 0; i < nv.size(); ++i) {
+      cp.space.n_hat_values.push_back(json_count(nv[i], "space.n_hat_values[" + std::to_string(i) + "]"));
+    }
+  }
+  cp.space.search_n_hat = search_bool(sp, "search_n_hat", "space");
+
+  const auto& o = search_key(j, "options", "");
+  auto& op = cp.options;
+  op.population = search_int(o, "population", "options");
+  op.mutations = search_int(o, "mutations", "options");
+  op.crossovers = search_int(o, "crossovers", "options");
+  op.top_k = search_int(o, "top_k", "options");
+  op.iterations = search_int(o, "iterations", "options");
+  op.mutation_probability = search_double(o, "mutation_probability", "options");
+  op.n_hat_probability = search_double(o, "n_hat_probability", "options");
+  {
+    const auto& c = search_key(o, "crossover", "options");
+    const std::string s = json_string(c, "options.crossover");
+    if (s == "repair") {
+      op.crossover = crossover_policy::repair;
+    } else if (s == "reject") {
+      op.crossover = crossover_policy::reject;
+    } else {
+      json_fail("options.crossover", "expected \"repair\" or \"reject\", got \"" + s + "\"");
+    }
+  }
+  op.max_attempts = search_int(o, "max_attempts", "options");
+  op.seed = search_unhex(search_key(o, "seed", "options"), "options.seed");
+  op.patience = search_int(o, "patience", "options");
+  op.tolerance = search_double(o, "tolerance", "options");
+  op.max_evaluations = search_int64(o, "max_evaluations", "options");
+  op.max_seconds = search_double(o, "max_seconds", "options");
+  op.threads = search_int(o, "threads", "options");
+
+  const auto& rng = search_array(search_key(j, "rng", ""), "rng");
+  if (rng.size() != 4) json_fail("rng", "expected 4 state words");
+  for (std::size_t i = 0; i < 4; ++i) cp.rng[i] = search_unhex(rng[i], "rng[" + std::to_string(i) + "]");
+
+  cp.iteration = search_int(j, "iteration", "");
+  cp.initial_done = search_bool(j, "initial_done", "");
+  cp.evaluations = search_int64(j, "evaluations", "");
+  cp.generation_evaluations = search_int64(j, "generation_evaluations", "");
+  cp.best_score = search_score_from_json(search_key(j, "best_score", ""), "best_score");
+  cp.stale_generations = search_int(j, "stale_generations", "");
+  cp.generations_timed = search_int(j, "generations_timed", "");
+  cp.elapsed_seconds = search_double(j, "elapsed_seconds", "");
+  cp.status = search_stop_from_string(json_string(search_key(j, "status", ""), "status"), "status");
+
+  const auto& pop = search_array(search_key(j, "population", ""), "population");
+  for (std::size_t i = 0; i < pop.size(); ++i) {
+    cp.population.push_back(search_scored_from_json(pop[i], "population[" + std::to_string(i) + "]"));
+  }
+  const auto& pend = search_array(search_key(j, "pending", ""), "pending");
+  for (std::size_t i = 0; i < pend.size(); ++i) {
+    cp.pending.push_back(search_candidate_from_json(pend[i], "pending[" + std::to_string(i) + "]"));
+  }
+  const auto& cache = search_array(search_key(j, "cache", ""), "cache");
+  cp.cache.reserve(cache.size());
+  for (std::size_t i = 0; i < cache.size(); ++i) {
+    cp.cache.push_back(search_scored_from_json(cache[i], "cache[" + std::to_string(i) + "]"));
+  }
+  return cp;
+}
+
+inline void save_checkpoint(const evolutionary_search& search, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) LONGROPE_THROW("longrope.io", "save_checkpoint: cannot open " + tmp + " for writing");
+    out << to_json(search.checkpoint()).dump() << '\n';
+    out.flush();
+    if (!out) LONGROPE_THROW("longrope.io", "save_checkpoint: write to " + tmp + " failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    LONGROPE_THROW("longrope.io", "save_checkpoint: cannot rename " + tmp + " to " + path);
+  }
+}
+
+inline evolutionary_search load_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) LONGROPE_THROW("longrope.io", "load_checkpoint: cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    LONGROPE_THROW("longrope.json", path + ": invalid JSON: " + e.what());
+  }
+  return evolutionary_search(search_checkpoint_from_json(j));
+}
+
+inline nlohmann::json to_rope_scaling_json(const longrope_factors& f, const rope_config& geometry) {
+  return to_rope_scaling_json(f.to_rope_config(geometry));
+}
+
+}  // namespace longrope
