@@ -1,1 +1,2 @@
-# Core numerics: golden tables, JSON config I/O, the CLI freqs/table subcommands.
+# Core numerics: golden tables, JSON config I/O, re-rotation, the CLI freqs/table subcommands.
+longrope_add_test(test_golden SOURCES test_golden.cpp LIBS nlohmann_json::nlohmann_json)
