@@ -15,6 +15,10 @@ struct command {
   int (*run)(const args&);
 };
 
+// Numerics (cmd_freqs.cpp, cmd_table.cpp).
+int cmd_freqs(const args& a);
+int cmd_table(const args& a);
+
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();
 

@@ -20,6 +20,8 @@ int cmd_version(const args&) {
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"version", "print the library version", cmd_version},
+      {"freqs", "frequencies, rescale factors and attention factor of a config.json", cmd_freqs},
+      {"table", "cos/sin table of a config.json at a list of positions", cmd_table},
   };
   return all;
 }

@@ -1,0 +1,60 @@
+// Helpers shared by the numerics subcommands (freqs, table).
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <longrope/frequencies.hpp>
+
+#include "cli_args.hpp"
+
+namespace longrope_cli {
+
+/// --seq-len N (optional, >= 1) as frequency_options with transformers' policy.
+inline longrope::frequency_options frequency_options_from(const option_parser& opt) {
+  longrope::frequency_options fo;
+  if (const auto n = opt.get_int("--seq-len")) {
+    if (*n < 1) throw std::invalid_argument("--seq-len: must be >= 1, got " + std::to_string(*n));
+    fo.seq_len = *n;
+  }
+  fo.policy = longrope::factor_policy::by_sequence_length;
+  return fo;
+}
+
+/// Parses "0,1,4095:4097" (integers and half-open a:b ranges, a <= b) into
+/// positions. Every position must be >= 0; at most max_count positions.
+inline std::vector<std::int64_t> parse_positions(const std::string& list, std::size_t max_count) {
+  if (list.empty()) throw std::invalid_argument("--positions: empty list");
+  std::vector<std::int64_t> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) throw std::invalid_argument("--positions: empty item in '" + list + "'");
+    const auto colon = item.find(':');
+    if (colon == std::string::npos) {
+      const std::int64_t p = option_parser::parse_int(item, "--positions");
+      if (p < 0) throw std::invalid_argument("--positions: position " + item + " is negative");
+      out.push_back(p);
+    } else {
+      const std::int64_t a = option_parser::parse_int(item.substr(0, colon), "--positions");
+      const std::int64_t b = option_parser::parse_int(item.substr(colon + 1), "--positions");
+      if (a < 0 || b < 0) throw std::invalid_argument("--positions: range " + item + " has a negative bound");
+      if (b < a) throw std::invalid_argument("--positions: range " + item + " is reversed (a:b needs a <= b)");
+      if (static_cast<std::uint64_t>(b - a) > max_count) {
+        throw std::invalid_argument("--positions: range " + item + " has more than " + std::to_string(max_count) +
+                                    " positions");
+      }
+      for (std::int64_t p = a; p < b; ++p) out.push_back(p);
+    }
+    if (out.size() > max_count) {
+      throw std::invalid_argument("--positions: more than " + std::to_string(max_count) + " positions");
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace longrope_cli
