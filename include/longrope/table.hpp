@@ -17,6 +17,10 @@
 ///     the double frequency), reduced mod 2*pi in double, then cos/sin. For float
 ///     output the error against the true value is below 2e-7 at every p < 2^24
 ///     (tests/test_table.cpp checks this against an mpmath reference).
+///     Float output is vectorised (AVX-512/AVX2, see detail/simd.hpp): reduction by
+///     pi/2 in double, fdlibm polynomials in double, one rounding to float; it
+///     matches the scalar reference within 1 ulp of float. LONGROPE_FORCE_SCALAR
+///     selects the scalar path; double output always uses it.
 ///   angle_precision::float32 transformers' arithmetic: float(f_i) * float(p) in
 ///     float32, then float32 cos/sin: off by ~1e-2 at p = 131071, use it only to
 ///     reproduce reference implementations.
@@ -37,6 +41,7 @@
 
 #define LONGROPE_INTERNAL_INCLUDE
 #include "detail/angle.hpp"
+#include "detail/simd.hpp"
 #undef LONGROPE_INTERNAL_INCLUDE
 
 namespace longrope {
@@ -85,6 +90,22 @@ void table_row_scalar(const rope_frequencies& f, std::int64_t p, T* c, T* s,
   }
 }
 
+/// The vector path for one row: float output, exact angles (see detail/simd.hpp
+/// for the error bound); everything else is the scalar reference.
+template <class T>
+void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, angle_precision prec) noexcept {
+#if defined(LONGROPE_SIMD_ANY)
+  if constexpr (std::is_same_v<T, float>) {
+    if (prec == angle_precision::exact) {
+      const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
+      sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+      return;
+    }
+  }
+#endif
+  table_row_scalar(f, p, c, s, prec);
+}
+
 }  // namespace detail
 
 /// Fills rows [0, n) of cos_out and sin_out for positions[0..n).
@@ -105,7 +126,7 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
     }
   }
   for (std::ptrdiff_t r = 0; r < n; ++r) {
-    detail::table_row_scalar(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
+    detail::table_row_vector(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
   }
 }
 
@@ -119,7 +140,7 @@ void fill_table(const rope_frequencies& f, position_range range, matrix_view<T> 
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(range.size());
   detail::check_table_args(f, n, cos_out, sin_out);
   for (std::ptrdiff_t r = 0; r < n; ++r) {
-    detail::table_row_scalar(f, range.begin + r, cos_out.row(r), sin_out.row(r), prec);
+    detail::table_row_vector(f, range.begin + r, cos_out.row(r), sin_out.row(r), prec);
   }
 }
 

@@ -119,7 +119,7 @@ struct scalar_head_kernel {
 
 template <kernel_path P, class T>
 using head_kernel_t = std::conditional_t<P == kernel_path::scalar, scalar_head_kernel<T, compute_t<T>>,
-                                         vector_head_kernel<T>>;
+                                         vector_head_kernel_t<T>>;
 
 template <kernel_path P, class C>
 inline void token_coeffs(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {

@@ -4,18 +4,261 @@
 #error "longrope/detail/rotate_simd.hpp is internal: include <longrope/rotate.hpp> or <longrope/longrope.hpp>"
 #endif
 
-// Vector kernels of the rotation (temporary: forwards to the scalar reference).
+// Vector kernels of the rotation (AVX-512 / AVX2, float arithmetic for float,
+// Eigen::half and Eigen::bfloat16 storage; double storage uses the scalar
+// reference). Selected in simd.hpp; without a vector ISA every entry point
+// here forwards to the scalar reference.
+//
+// Per token, prepare() turns the pair-order coefficients into layout-ready
+// arrays once, then apply() runs for every head of q and k:
+//   half_split   o[i] = x[i] c[i] - x[i+n] s[i],  o[i+n] = x[i] s[i] + x[i+n] c[i]
+//                (c, s used in place: contiguous loads, no shuffles)
+//   interleaved  o[j] = x[j] D[j] + x[j^1] E[j] with D = (c0 c0 c1 c1 ...),
+//                E = (-s0 s0 -s1 s1 ...): one in-lane swap per vector.
+// Tails run the same kernel on masked lanes (AVX-512) or on a zero-padded stack
+// copy (AVX2). The arithmetic is the scalar reference's up to fma contraction,
+// so results differ from it by at most 1 ulp of float before the store (and
+// then by at most 1 ulp of the storage type).
 
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "../config.hpp"
+#include "../frequencies.hpp"
 #include "rotate_scalar.hpp"
+#include "simd.hpp"
 
 namespace longrope::detail {
 
+template <class T>
+inline void copy_pass_through(const T* in, T* out, std::ptrdiff_t from, std::ptrdiff_t head_dim) noexcept {
+  if (out != in && head_dim > from) {
+    std::memcpy(static_cast<void*>(out + from), static_cast<const void*>(in + from),
+                static_cast<std::size_t>(head_dim - from) * sizeof(T));
+  }
+}
+
+#if defined(LONGROPE_SIMD_ANY)
+/// Float coefficients of the token in the vector path (table-free).
+inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float* c, float* s) noexcept {
+  const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
+  sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+}
+#else
 inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float* c, float* s) noexcept {
   token_coeffs_scalar(f, p, c, s);
 }
+#endif
+
+#if defined(LONGROPE_SIMD_AVX512)
+inline namespace avx512 {
+
+// GCC 12 warns (-Wmaybe-uninitialized) on the unmasked forms of several AVX-512
+// intrinsics (their _mm512_undefined_* source); the all-lanes maskz forms are
+// the same instructions.
+inline constexpr __mmask16 kAll16 = 0xFFFF;
+
+struct vf {
+  static constexpr int width = 16;
+  using reg = __m512;
+  using mask = __mmask16;
+  static mask tail(std::ptrdiff_t left) noexcept {
+    return left >= 16 ? static_cast<mask>(0xFFFF) : static_cast<mask>((1u << left) - 1u);
+  }
+  static reg load(const float* p, mask m) noexcept { return _mm512_maskz_loadu_ps(m, p); }
+  static reg load(const Eigen::half* p, mask m) noexcept {
+    return _mm512_maskz_cvtph_ps(kAll16, _mm256_maskz_loadu_epi16(m, p));
+  }
+  static reg load(const Eigen::bfloat16* p, mask m) noexcept {
+    const __m512i w = _mm512_maskz_cvtepu16_epi32(kAll16, _mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll16, w, 16));
+  }
+  static void store(float* p, reg v, mask m) noexcept { _mm512_mask_storeu_ps(p, m, v); }
+  static void store(Eigen::half* p, reg v, mask m) noexcept {
+    _mm256_mask_storeu_epi16(p, m, _mm512_maskz_cvtps_ph(kAll16, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static void store(Eigen::bfloat16* p, reg v, mask m) noexcept {
+    // Round to nearest even as Eigen::bfloat16(float): u + 0x7fff + lsb, keep the
+    // high half; NaNs stay (quiet) NaNs.
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(kAll16, u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_maskz_srli_epi32(kAll16, _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_maskz_srli_epi32(kAll16, u, 16), _mm512_set1_epi32(0x40)));
+    _mm256_mask_storeu_epi16(p, m, _mm512_maskz_cvtepi32_epi16(kAll16, r));
+  }
+  static reg swap_pairs(reg v) noexcept { return _mm512_maskz_permute_ps(kAll16, v, 0xB1); }
+};
 
 template <class T>
+inline void rotate_half_split(const T* in, T* out, const float* c, const float* s, int n) noexcept {
+  for (int i = 0; i < n; i += vf::width) {
+    const vf::mask m = vf::tail(n - i);
+    const __m512 x0 = vf::load(in + i, m);
+    const __m512 x1 = vf::load(in + n + i, m);
+    const __m512 vc = _mm512_maskz_loadu_ps(m, c + i);
+    const __m512 vs = _mm512_maskz_loadu_ps(m, s + i);
+    const __m512 o0 = _mm512_fmsub_ps(x0, vc, _mm512_mul_ps(x1, vs));
+    const __m512 o1 = _mm512_fmadd_ps(x0, vs, _mm512_mul_ps(x1, vc));
+    vf::store(out + i, o0, m);
+    vf::store(out + n + i, o1, m);
+  }
+}
+
+template <class T>
+inline void rotate_interleaved(const T* in, T* out, const float* d, const float* e, int n2) noexcept {
+  for (int j = 0; j < n2; j += vf::width) {
+    const vf::mask m = vf::tail(n2 - j);
+    const __m512 x = vf::load(in + j, m);
+    const __m512 o = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, d + j),
+                                     _mm512_mul_ps(vf::swap_pairs(x), _mm512_maskz_loadu_ps(m, e + j)));
+    vf::store(out + j, o, m);
+  }
+}
+
+}  // namespace avx512
+#elif defined(LONGROPE_SIMD_AVX2)
+inline namespace avx2 {
+
+struct vf {
+  static constexpr int width = 8;
+  using reg = __m256;
+  static reg load(const float* p) noexcept { return _mm256_loadu_ps(p); }
+  static reg load(const Eigen::half* p) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg load(const Eigen::bfloat16* p) noexcept {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static void store(float* p, reg v) noexcept { _mm256_storeu_ps(p, v); }
+  static void store(Eigen::half* p, reg v) noexcept {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static void store(Eigen::bfloat16* p, reg v) noexcept {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    r = _mm256_blendv_epi8(r, qnan, nan);
+    // Pack 8 x u32 (each < 2^16) to 8 x u16.
+    const __m128i lo = _mm256_castsi256_si128(r);
+    const __m128i hi = _mm256_extracti128_si256(r, 1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(lo, hi));
+  }
+  static reg swap_pairs(reg v) noexcept { return _mm256_permute_ps(v, 0xB1); }
+};
+
+template <class T>
+inline void half_split8(const T* x0p, const T* x1p, T* o0p, T* o1p, const float* c, const float* s) noexcept {
+  const __m256 x0 = vf::load(x0p);
+  const __m256 x1 = vf::load(x1p);
+  const __m256 vc = _mm256_loadu_ps(c);
+  const __m256 vs = _mm256_loadu_ps(s);
+  vf::store(o0p, _mm256_fmsub_ps(x0, vc, _mm256_mul_ps(x1, vs)));
+  vf::store(o1p, _mm256_fmadd_ps(x0, vs, _mm256_mul_ps(x1, vc)));
+}
+
+template <class T>
+inline void rotate_half_split(const T* in, T* out, const float* c, const float* s, int n) noexcept {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) half_split8(in + i, in + n + i, out + i, out + n + i, c + i, s + i);
+  if (i < n) {
+    // Tail: the same kernel on zero-padded copies.
+    T x0[8] = {};
+    T x1[8] = {};
+    float cb[8] = {};
+    float sb[8] = {};
+    const int left = n - i;
+    for (int j = 0; j < left; ++j) {
+      x0[j] = in[i + j];
+      x1[j] = in[n + i + j];
+      cb[j] = c[i + j];
+      sb[j] = s[i + j];
+    }
+    half_split8(x0, x1, x0, x1, cb, sb);
+    for (int j = 0; j < left; ++j) {
+      out[i + j] = x0[j];
+      out[n + i + j] = x1[j];
+    }
+  }
+}
+
+template <class T>
+inline void interleaved8(const T* in, T* out, const float* d, const float* e) noexcept {
+  const __m256 x = vf::load(in);
+  vf::store(out, _mm256_fmadd_ps(x, _mm256_loadu_ps(d), _mm256_mul_ps(vf::swap_pairs(x), _mm256_loadu_ps(e))));
+}
+
+template <class T>
+inline void rotate_interleaved(const T* in, T* out, const float* d, const float* e, int n2) noexcept {
+  int j = 0;
+  for (; j + 8 <= n2; j += 8) interleaved8(in + j, out + j, d + j, e + j);
+  if (j < n2) {
+    T xb[8] = {};
+    float db[8] = {};
+    float eb[8] = {};
+    const int left = n2 - j;
+    for (int k = 0; k < left; ++k) {
+      xb[k] = in[j + k];
+      db[k] = d[j + k];
+      eb[k] = e[j + k];
+    }
+    interleaved8(xb, xb, db, eb);
+    for (int k = 0; k < left; ++k) out[j + k] = xb[k];
+  }
+}
+
+}  // namespace avx2
+#endif
+
+#if defined(LONGROPE_SIMD_ANY)
+inline namespace LONGROPE_SIMD_NS {
+
+/// The vector path's per-token kernel (float, half, bfloat16 storage).
+template <class T>
 struct vector_head_kernel {
+  const float* c = nullptr;
+  const float* s = nullptr;
+  int n = 0;
+  pair_layout layout = pair_layout::half_split;
+  alignas(64) float d[2 * kMaxRotaryPairs];
+  alignas(64) float e[2 * kMaxRotaryPairs];
+
+  void prepare(const float* cc, const float* ss, int pairs, pair_layout lay) noexcept {
+    c = cc;
+    s = ss;
+    n = pairs;
+    layout = lay;
+    if (lay == pair_layout::interleaved) {
+      for (int i = 0; i < pairs; ++i) {
+        d[2 * i] = cc[i];
+        d[2 * i + 1] = cc[i];
+        e[2 * i] = -ss[i];
+        e[2 * i + 1] = ss[i];
+      }
+    }
+  }
+  void apply(const T* in, T* out, std::ptrdiff_t head_dim) const noexcept {
+    if (layout == pair_layout::half_split) {
+      rotate_half_split(in, out, c, s, n);
+    } else {
+      rotate_interleaved(in, out, d, e, 2 * n);
+    }
+    copy_pass_through(in, out, 2 * static_cast<std::ptrdiff_t>(n), head_dim);
+  }
+};
+
+}  // namespace LONGROPE_SIMD_NS
+#endif
+
+/// double storage, or no vector ISA: the scalar reference.
+template <class T>
+struct scalar_fallback_kernel {
   using C = compute_t<T>;
   const C* c = nullptr;
   const C* s = nullptr;
@@ -31,5 +274,14 @@ struct vector_head_kernel {
     rotate_head_scalar(in, out, c, s, n, layout, head_dim);
   }
 };
+
+#if defined(LONGROPE_SIMD_ANY)
+template <class T>
+using vector_head_kernel_t =
+    std::conditional_t<std::is_same_v<T, double>, scalar_fallback_kernel<T>, vector_head_kernel<T>>;
+#else
+template <class T>
+using vector_head_kernel_t = scalar_fallback_kernel<T>;
+#endif
 
 }  // namespace longrope::detail

@@ -1,0 +1,185 @@
+// longrope: header-only LongRoPE positional interpolation. MIT License.
+#pragma once
+#if !defined(LONGROPE_INTERNAL_INCLUDE)
+#error "longrope/detail/simd.hpp is internal: include <longrope/rotate.hpp> or <longrope/longrope.hpp>"
+#endif
+
+// Compile-time SIMD selection and the vector cos/sin used by fill_table and the
+// table-free rotation.
+//
+// Selection (from the compiler's target flags; LONGROPE_FORCE_SCALAR wins):
+//   LONGROPE_SIMD_AVX512  AVX-512 F+BW+VL+DQ: 16 float / 8 double lanes, masked tails
+//   LONGROPE_SIMD_AVX2    AVX2+FMA+F16C: 8 float / 4 double lanes, tails through a stack buffer
+//   neither               the scalar reference (also on ARM: no NEON kernel yet)
+//
+// Every ISA-specific entity lives in an inline namespace named after the ISA,
+// so translation units compiled for different ISAs do not merge different
+// bodies under one mangled name.
+//
+// cos/sin (sincos_scaled): the angle a = p * f_i is formed in double exactly
+// as the scalar reference (one rounding), reduced by k = round(a * 2/pi) with
+// pi/2 as a double-double through fma (the remainder r in [-pi/4, pi/4] is
+// then as exact as a itself), and sin/cos of r are evaluated with fdlibm's
+// minimax polynomials (__kernel_sin/__kernel_cos, |error| < 2^-58 on
+// [-pi/4, pi/4]) in double, selected and signed by k mod 4, scaled by the
+// attention factor and rounded once to float. The result differs from the
+// scalar reference (std::cos/std::sin of the 2 pi-reduced angle, rounded to
+// float) by at most 1 ulp of float, and only where the double values straddle
+// a float rounding boundary; against the true value its error is below
+// 0.5 ulp(float) + 1e-15 + |a| * 2^-53 (6.2e-8 + 1.9e-9 at a = 1.6e7 rad,
+// attention factor 1). glibc's vector sin/cos is not used: it loses accuracy
+// above ~1e4 rad.
+
+#include <cstdint>
+
+#if !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__)
+#define LONGROPE_SIMD_AVX512 1
+#define LONGROPE_SIMD_NAME "avx512"
+#define LONGROPE_SIMD_NS avx512
+#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define LONGROPE_SIMD_AVX2 1
+#define LONGROPE_SIMD_NAME "avx2"
+#define LONGROPE_SIMD_NS avx2
+#else
+#define LONGROPE_SIMD_NAME "scalar"
+#endif
+
+#if defined(LONGROPE_SIMD_AVX512) || defined(LONGROPE_SIMD_AVX2)
+#include <immintrin.h>
+#define LONGROPE_SIMD_ANY 1
+#endif
+
+namespace longrope::detail {
+
+/// Name of the vector path compiled into this translation unit.
+inline constexpr const char* simd_name = LONGROPE_SIMD_NAME;
+
+// fdlibm k_sin.c / k_cos.c coefficients (|x| <= pi/4).
+inline constexpr double kS1 = -1.66666666666666324348e-01;
+inline constexpr double kS2 = 8.33333333332248946124e-03;
+inline constexpr double kS3 = -1.98412698298579493134e-04;
+inline constexpr double kS4 = 2.75573137070700676789e-06;
+inline constexpr double kS5 = -2.50507602534068634195e-08;
+inline constexpr double kS6 = 1.58969099521155010221e-10;
+inline constexpr double kC1 = 4.16666666666666019037e-02;
+inline constexpr double kC2 = -1.38888888888741095749e-03;
+inline constexpr double kC3 = 2.48015872894767294178e-05;
+inline constexpr double kC4 = -2.75573143513906633035e-07;
+inline constexpr double kC5 = 2.08757232129817482790e-09;
+inline constexpr double kC6 = -1.13596475577881948265e-11;
+// pi/2 as a double-double, 2/pi, and 1.5 * 2^52 (adding it rounds to an integer
+// kept in the low mantissa bits).
+inline constexpr double kPio2Hi = 1.57079632679489655800e+00;
+inline constexpr double kPio2Lo = 6.12323399573676603587e-17;
+inline constexpr double kTwoOverPi = 6.36619772367581382433e-01;
+inline constexpr double kRoundMagic = 6755399441055744.0;
+
+#if defined(LONGROPE_SIMD_AVX512)
+inline namespace avx512 {
+
+/// c[i] = float(att * cos(p * freq[i])), s[i] = float(att * sin(p * freq[i])), i < n.
+inline void sincos_scaled(const double* freq, double p, double att, int n, float* c, float* s) noexcept {
+  const __m512d vp = _mm512_set1_pd(p);
+  const __m512d vatt = _mm512_set1_pd(att);
+  const __m512d magic = _mm512_set1_pd(kRoundMagic);
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i two = _mm512_set1_epi64(2);
+  for (int i = 0; i < n; i += 8) {
+    const int left = n - i;
+    const __mmask8 m = left >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << left) - 1u);
+    const __m512d a = _mm512_mul_pd(vp, _mm512_maskz_loadu_pd(m, freq + i));
+    const __m512d t = _mm512_fmadd_pd(a, _mm512_set1_pd(kTwoOverPi), magic);
+    const __m512d k = _mm512_sub_pd(t, magic);
+    const __m512i q = _mm512_castpd_si512(t);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(kPio2Hi), a);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(kPio2Lo), r);
+    const __m512d z = _mm512_mul_pd(r, r);
+    __m512d ps = _mm512_fmadd_pd(z, _mm512_set1_pd(kS6), _mm512_set1_pd(kS5));
+    ps = _mm512_fmadd_pd(z, ps, _mm512_set1_pd(kS4));
+    ps = _mm512_fmadd_pd(z, ps, _mm512_set1_pd(kS3));
+    ps = _mm512_fmadd_pd(z, ps, _mm512_set1_pd(kS2));
+    ps = _mm512_fmadd_pd(z, ps, _mm512_set1_pd(kS1));
+    const __m512d sn = _mm512_fmadd_pd(_mm512_mul_pd(z, r), ps, r);
+    __m512d pc = _mm512_fmadd_pd(z, _mm512_set1_pd(kC6), _mm512_set1_pd(kC5));
+    pc = _mm512_fmadd_pd(z, pc, _mm512_set1_pd(kC4));
+    pc = _mm512_fmadd_pd(z, pc, _mm512_set1_pd(kC3));
+    pc = _mm512_fmadd_pd(z, pc, _mm512_set1_pd(kC2));
+    pc = _mm512_fmadd_pd(z, pc, _mm512_set1_pd(kC1));
+    const __m512d cs = _mm512_fmadd_pd(_mm512_mul_pd(z, z), pc, _mm512_fnmadd_pd(z, _mm512_set1_pd(0.5), _mm512_set1_pd(1.0)));
+    // Quadrant k mod 4: (sin, cos) = (S, C), (C, -S), (-S, -C), (-C, S).
+    const __mmask8 swap = _mm512_test_epi64_mask(q, one);
+    const __mmask8 sneg = _mm512_test_epi64_mask(q, two);
+    const __mmask8 cneg = _mm512_test_epi64_mask(_mm512_add_epi64(q, one), two);
+    __m512d vs = _mm512_mask_blend_pd(swap, sn, cs);
+    __m512d vc = _mm512_mask_blend_pd(swap, cs, sn);
+    vs = _mm512_mul_pd(vs, vatt);
+    vc = _mm512_mul_pd(vc, vatt);
+    vs = _mm512_mask_sub_pd(vs, sneg, _mm512_setzero_pd(), vs);
+    vc = _mm512_mask_sub_pd(vc, cneg, _mm512_setzero_pd(), vc);
+    _mm256_mask_storeu_ps(s + i, m, _mm512_maskz_cvtpd_ps(m, vs));
+    _mm256_mask_storeu_ps(c + i, m, _mm512_maskz_cvtpd_ps(m, vc));
+  }
+}
+
+}  // namespace avx512
+#elif defined(LONGROPE_SIMD_AVX2)
+inline namespace avx2 {
+
+inline void sincos4(const double* freq, __m256d vp, __m256d vatt, float* c, float* s) noexcept {
+  const __m256d magic = _mm256_set1_pd(kRoundMagic);
+  const __m256d a = _mm256_mul_pd(vp, _mm256_loadu_pd(freq));
+  const __m256d t = _mm256_fmadd_pd(a, _mm256_set1_pd(kTwoOverPi), magic);
+  const __m256d k = _mm256_sub_pd(t, magic);
+  const __m256i q = _mm256_castpd_si256(t);
+  __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(kPio2Hi), a);
+  r = _mm256_fnmadd_pd(k, _mm256_set1_pd(kPio2Lo), r);
+  const __m256d z = _mm256_mul_pd(r, r);
+  __m256d ps = _mm256_fmadd_pd(z, _mm256_set1_pd(kS6), _mm256_set1_pd(kS5));
+  ps = _mm256_fmadd_pd(z, ps, _mm256_set1_pd(kS4));
+  ps = _mm256_fmadd_pd(z, ps, _mm256_set1_pd(kS3));
+  ps = _mm256_fmadd_pd(z, ps, _mm256_set1_pd(kS2));
+  ps = _mm256_fmadd_pd(z, ps, _mm256_set1_pd(kS1));
+  const __m256d sn = _mm256_fmadd_pd(_mm256_mul_pd(z, r), ps, r);
+  __m256d pc = _mm256_fmadd_pd(z, _mm256_set1_pd(kC6), _mm256_set1_pd(kC5));
+  pc = _mm256_fmadd_pd(z, pc, _mm256_set1_pd(kC4));
+  pc = _mm256_fmadd_pd(z, pc, _mm256_set1_pd(kC3));
+  pc = _mm256_fmadd_pd(z, pc, _mm256_set1_pd(kC2));
+  pc = _mm256_fmadd_pd(z, pc, _mm256_set1_pd(kC1));
+  const __m256d cs = _mm256_fmadd_pd(_mm256_mul_pd(z, z), pc, _mm256_fnmadd_pd(z, _mm256_set1_pd(0.5), _mm256_set1_pd(1.0)));
+  const __m256i one = _mm256_set1_epi64x(1);
+  const __m256i two = _mm256_set1_epi64x(2);
+  const __m256d swap = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(q, one), one));
+  // Sign bits: bit 1 of k (sin) and of k + 1 (cos), moved to bit 63.
+  const __m256d ssign = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_and_si256(q, two), 62));
+  const __m256d csign = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_and_si256(_mm256_add_epi64(q, one), two), 62));
+  const __m256d vs = _mm256_xor_pd(_mm256_mul_pd(_mm256_blendv_pd(sn, cs, swap), vatt), ssign);
+  const __m256d vc = _mm256_xor_pd(_mm256_mul_pd(_mm256_blendv_pd(cs, sn, swap), vatt), csign);
+  _mm_storeu_ps(s, _mm256_cvtpd_ps(vs));
+  _mm_storeu_ps(c, _mm256_cvtpd_ps(vc));
+}
+
+/// c[i] = float(att * cos(p * freq[i])), s[i] = float(att * sin(p * freq[i])), i < n.
+inline void sincos_scaled(const double* freq, double p, double att, int n, float* c, float* s) noexcept {
+  const __m256d vp = _mm256_set1_pd(p);
+  const __m256d vatt = _mm256_set1_pd(att);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) sincos4(freq + i, vp, vatt, c + i, s + i);
+  if (i < n) {
+    // Tail: the same kernel on a zero-padded copy.
+    alignas(32) double fb[4] = {0.0, 0.0, 0.0, 0.0};
+    alignas(16) float cb[4];
+    alignas(16) float sb[4];
+    for (int j = i; j < n; ++j) fb[j - i] = freq[j];
+    sincos4(fb, vp, vatt, cb, sb);
+    for (int j = i; j < n; ++j) {
+      c[j] = cb[j - i];
+      s[j] = sb[j - i];
+    }
+  }
+}
+
+}  // namespace avx2
+#endif
+
+}  // namespace longrope::detail
