@@ -12,5 +12,6 @@
 #include "view.hpp"
 #include "frequencies.hpp"
 #include "table.hpp"
+#include "rerotate.hpp"
 #include "rotate.hpp"
 #include "search.hpp"
