@@ -251,15 +251,16 @@ TEST_CASE("operators never leave the grid or break the constraint (property test
         const candidate b = random_valid(sp, g);
         const double p = uniform_unit(g);
         const int radius = static_cast<int>(uniform_index(g, 4)) * 3;
-        const candidate m1 = mutate(sp, a, p, g, radius);
+        const auto mode = (trial % 2) != 0 ? mutation_mode::push : mutation_mode::bounded;
+        const candidate m1 = mutate(sp, a, p, g, radius, mode);
         REQUIRE(sp.is_valid(m1));
         REQUIRE(point_ok(sp, sp.point(m1)));
-        if (radius > 0) {
+        if (radius > 0 && mode == mutation_mode::bounded) {  // push may drag neighbours further
           for (std::size_t i = 0; i < a.lambda_index.size(); ++i) {
             REQUIRE(std::abs(m1.lambda_index[i] - a.lambda_index[i]) <= radius);
           }
         }
-        candidate m2 = mutate(sp, b, p, m);
+        candidate m2 = mutate(sp, b, p, m, 0, mode);
         mutate_n_hat(sp, m2, p, m);
         REQUIRE(sp.is_valid(m2));
         const auto x1 = crossover(sp, a, b, g, crossover_policy::repair);
@@ -288,6 +289,17 @@ TEST_CASE("mutation: p = 0 keeps the parent, p = 1 moves inside the neighbours' 
   search_rng g(1);
   const candidate a = random_valid(sp, g);
   CHECK(mutate(sp, a, 0.0, g) == a);
+  CHECK(mutate(sp, a, 0.0, g, 5, mutation_mode::push) == a);
+  // Push mode moves a plateau as a block: from {10, 50, 50, 50, 90, ...}, a
+  // single resampled pair can drag its equal neighbours along.
+  const candidate plateau{{10, 50, 50, 50, 90, 100, 110, 120}, 0};
+  bool block_moved = false;
+  for (int i = 0; i < 400 && !block_moved; ++i) {
+    const auto m = mutate(sp, plateau, 0.15, g, 20, mutation_mode::push);
+    REQUIRE(sp.is_valid(m));
+    block_moved = m.lambda_index[1] == m.lambda_index[3] && m.lambda_index[1] != 50;
+  }
+  CHECK(block_moved);
   // From a flat vector (the PI seed), a full resample can only move the ends
   // first; the sweep lets the whole vector spread out over many mutations.
   candidate flat{std::vector<int>(8, 300), 0};

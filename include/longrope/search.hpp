@@ -327,14 +327,31 @@ void repair(const search_space& space, candidate& c);
 /// non-finite factor. O(pairs).
 candidate snap(const search_space& space, const std::vector<double>& factors, std::int64_t n_hat = 0);
 
+/// How mutate() keeps the constraint when it resamples a pair.
+enum class mutation_mode {
+  /// The paper's: the new value lies between the current neighbours, so the
+  /// rest of the vector never moves. A run of equal values (a plateau) can then
+  /// only move one pair at a time, which is slow when the optimum sits on one.
+  bounded,
+  /// The new value may be anywhere in the window (radius, or the whole grid);
+  /// neighbours that would break the constraint are pushed to it, so plateaus
+  /// move as a block.
+  push,
+};
+
 /// Mutation (paper): visits the searched pairs in one direction (chosen by a
 /// fair coin, so both ends of the vector move) and resamples each, with
 /// probability p, uniformly among the grid indices its current neighbours
 /// allow ([left neighbour, right neighbour], bounds at the ends). The
-/// constraint holds by construction. n_hat is not touched (mutate_n_hat).
-/// May return the parent unchanged. Throws on an invalid parent. O(pairs) draws.
+/// constraint holds by construction. radius > 0 further limits a new value to
+/// [current - radius, current + radius]; mode push lets it leave the
+/// neighbours' range and pushes the neighbours instead (see mutation_mode).
+/// n_hat is not touched (mutate_n_hat). May return the parent unchanged.
+/// Throws longrope::error ("longrope.argument") on an invalid parent.
+/// O(pairs) draws (push: O(pairs^2) worst case moves, O(pairs) typical).
 template <class URBG>
-candidate mutate(const search_space& space, const candidate& parent, double p, URBG& g, int radius = 0);
+candidate mutate(const search_space& space, const candidate& parent, double p, URBG& g, int radius = 0,
+                 mutation_mode mode = mutation_mode::bounded);
 
 /// With probability p, replaces c's n_hat by a different value of the set,
 /// chosen uniformly (no-op for a single-value set, no draw then). O(1).
@@ -394,10 +411,11 @@ struct search_options {
   int top_k = 32;                      ///< k: elite kept and used as parents (paper 32).
   int iterations = 40;                 ///< T: generations after the initial one (paper 40).
   double mutation_probability = 0.3;   ///< p: per-pair resampling probability (paper 0.3).
-  /// 0 (paper): a resampled pair may take any grid value its neighbours
-  /// allow. r > 0: also at most r grid steps from its current value (local
-  /// refinement; converges to a grid optimum in far fewer evaluations).
+  /// 0 (paper): a resampled pair may take any grid value (its neighbours
+  /// allow, in bounded mode). r > 0: at most r grid steps from its current
+  /// value (local refinement: converges to a grid optimum in fewer evaluations).
   int mutation_radius = 0;
+  mutation_mode mutation = mutation_mode::bounded;  ///< bounded: the paper's operator.
   double n_hat_probability = 0.3;      ///< probability a mutation also changes n_hat (paper: unstated).
   crossover_policy crossover = crossover_policy::repair;
   /// Draws tried per child before its slot is left empty (every child must be
@@ -865,7 +883,8 @@ inline candidate snap(const search_space& space, const std::vector<double>& fact
 }
 
 template <class URBG>
-candidate mutate(const search_space& space, const candidate& parent, double p, URBG& g, int radius) {
+candidate mutate(const search_space& space, const candidate& parent, double p, URBG& g, int radius,
+                 mutation_mode mode) {
   space.check(parent, "mutate: parent");
   candidate c = parent;
   const int m = space.free_pairs();
@@ -874,14 +893,20 @@ candidate mutate(const search_space& space, const candidate& parent, double p, U
   for (int step = 0; step < m; ++step) {
     const int i = upward ? step : m - 1 - step;
     if (!bernoulli(g, p)) continue;
-    int lo = i > 0 ? x[detail::uz(i - 1)] : space.min_index();
-    int hi = i + 1 < m ? x[detail::uz(i + 1)] : space.max_index();
-    if (radius > 0) {
-      const int cur = x[detail::uz(i)];
-      lo = std::max(lo, cur - std::min(cur, radius));
-      hi = std::min(hi, cur + std::min(space.max_index() - cur, radius));
+    const int cur = x[detail::uz(i)];
+    // The window the radius allows around the current value (whole grid for 0).
+    const int wlo = radius > 0 ? std::max(space.min_index(), cur - std::min(cur, radius)) : space.min_index();
+    const int whi = radius > 0 ? cur + std::min(space.max_index() - cur, radius) : space.max_index();
+    if (mode == mutation_mode::bounded) {
+      const int lo = std::max(wlo, i > 0 ? x[detail::uz(i - 1)] : space.min_index());
+      const int hi = std::min(whi, i + 1 < m ? x[detail::uz(i + 1)] : space.max_index());
+      x[detail::uz(i)] = lo + static_cast<int>(uniform_index(g, static_cast<std::uint64_t>(hi - lo) + 1));
+    } else {
+      const int v = wlo + static_cast<int>(uniform_index(g, static_cast<std::uint64_t>(whi - wlo) + 1));
+      x[detail::uz(i)] = v;
+      for (int j = i + 1; j < m && x[detail::uz(j)] < v; ++j) x[detail::uz(j)] = v;
+      for (int j = i - 1; j >= 0 && x[detail::uz(j)] > v; --j) x[detail::uz(j)] = v;
     }
-    x[detail::uz(i)] = lo + static_cast<int>(uniform_index(g, static_cast<std::uint64_t>(hi - lo) + 1));
   }
   return c;
 }
@@ -1111,7 +1136,7 @@ inline void evolutionary_search::generate_initial(const std::vector<candidate>& 
   for (std::size_t slot = 0; slot < slots; ++slot) {
     for (int attempt = 0; attempt < opt_.max_attempts; ++attempt) {
       const auto& parent = gen[static_cast<std::size_t>(uniform_index(rng_, n_seeds))];
-      candidate child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius);
+      candidate child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius, opt_.mutation);
       mutate_n_hat(space_, child, opt_.n_hat_probability, rng_);
       if (fresh.insert(child).second) {
         gen.push_back(std::move(child));
@@ -1129,7 +1154,7 @@ inline void evolutionary_search::generate_next() {
   for (int j = 0; j < opt_.mutations; ++j) {
     for (int attempt = 0; attempt < opt_.max_attempts; ++attempt) {
       const auto& parent = st_.population[static_cast<std::size_t>(uniform_index(rng_, k))].c;
-      candidate child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius);
+      candidate child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius, opt_.mutation);
       mutate_n_hat(space_, child, opt_.n_hat_probability, rng_);
       if (!seen(child, fresh)) {
         fresh.insert(child);
