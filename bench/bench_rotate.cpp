@@ -1,0 +1,297 @@
+// q/k rotation: prefill and decode workloads, the library next to a naive
+// reference-style loop and the memory floor, in one binary. See
+// docs/performance.md for the figures and the command.
+//
+// Counters: bytes_per_second = q + k bytes read and written (2 x the buffer),
+// items_per_second = rotary pairs rotated (tokens x (q heads + k heads) x pairs).
+//
+// Workloads (LongRoPE, head_dim 128, 64 pairs, attention factor pinned to 1
+// so repeated in-place rotation keeps the values bounded; the kernels do not
+// depend on it):
+//   prefill  q [4096][32][128] + k [4096][8][128], positions 0..4095
+//   decode   q [1][32][128] + k [1][8][128], position 100,000, table-free
+#include <cmath>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <longrope/longrope.hpp>
+
+namespace {
+
+constexpr std::ptrdiff_t kTokens = 4096;
+constexpr std::ptrdiff_t kQHeads = 32;
+constexpr std::ptrdiff_t kKHeads = 8;
+constexpr std::ptrdiff_t kHeadDim = 128;
+constexpr int kPairs = 64;
+
+longrope::rope_frequencies bench_freqs(longrope::pair_layout layout) {
+  longrope::rope_config c;
+  c.head_dim = 128;
+  c.layout = layout;
+  c.type = longrope::rope_type::longrope;
+  c.max_position_embeddings = 131072;
+  c.longrope.original_max_position = 4096;
+  c.longrope.short_factor.assign(64, 1.0);
+  c.longrope.long_factor.resize(64);
+  for (int i = 0; i < 64; ++i) c.longrope.long_factor[static_cast<std::size_t>(i)] = 1.0 + 63.0 * i / 63.0;
+  c.longrope.attention_factor = 1.0;
+  return longrope::rope_frequencies(c, {131072});
+}
+
+template <class T>
+struct qk_buffers {
+  std::vector<T> q;
+  std::vector<T> k;
+  std::vector<std::int64_t> pos;
+  qk_buffers(std::ptrdiff_t tokens, std::int64_t first_pos)
+      : q(static_cast<std::size_t>(tokens * kQHeads * kHeadDim)),
+        k(static_cast<std::size_t>(tokens * kKHeads * kHeadDim)),
+        pos(static_cast<std::size_t>(tokens)) {
+    for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<T>(static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f);
+    for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<T>(static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f);
+    for (std::ptrdiff_t t = 0; t < tokens; ++t) pos[static_cast<std::size_t>(t)] = first_pos + t;
+  }
+  std::ptrdiff_t tokens() const { return static_cast<std::ptrdiff_t>(pos.size()); }
+  longrope::heads_view<T> qv() { return longrope::token_major(q.data(), 1, tokens(), kQHeads, kHeadDim); }
+  longrope::heads_view<T> kv() { return longrope::token_major(k.data(), 1, tokens(), kKHeads, kHeadDim); }
+  longrope::positions_view pv() const { return {pos.data(), 0}; }
+};
+
+template <class T>
+void set_counters(benchmark::State& state, std::ptrdiff_t tokens) {
+  const std::int64_t elems = tokens * (kQHeads + kKHeads) * kHeadDim;
+  state.SetBytesProcessed(state.iterations() * 2 * elems * static_cast<std::int64_t>(sizeof(T)));
+  state.SetItemsProcessed(state.iterations() * tokens * (kQHeads + kKHeads) * kPairs);
+}
+
+// Runs fn(range) over [0, tokens) split across `threads` threads (1: inline).
+template <class F>
+void split_run(int threads, std::ptrdiff_t tokens, F&& fn) {
+  if (threads <= 1) {
+    fn(longrope::token_range{0, tokens});
+    return;
+  }
+  const std::ptrdiff_t mid = tokens / 2;
+  std::thread other([&] { fn(longrope::token_range{mid, tokens}); });
+  fn(longrope::token_range{0, mid});
+  other.join();
+}
+
+// ---------------------------------------------------------------------------
+// Prefill
+
+struct table_storage {
+  std::vector<float> c;
+  std::vector<float> s;
+  longrope::rope_table table;
+  table_storage(const longrope::rope_frequencies& f, std::int64_t rows)
+      : c(static_cast<std::size_t>(rows * f.pairs())), s(c.size()) {
+    longrope::fill_table<float>(f, longrope::position_range{0, rows}, {c.data(), rows, f.pairs()},
+                                {s.data(), rows, f.pairs()});
+    table = {{c.data(), rows, f.pairs()}, {s.data(), rows, f.pairs()}, 0};
+  }
+};
+
+// range(0): 0 table-free, 1 table; range(1): threads.
+template <class T, longrope::pair_layout Layout>
+void BM_prefill(benchmark::State& state) {
+  const bool use_table = state.range(0) != 0;
+  const int threads = static_cast<int>(state.range(1));
+  const auto f = bench_freqs(Layout);
+  qk_buffers<T> b(kTokens, 0);
+  const table_storage ts(f, kTokens);
+  const auto q = b.qv();
+  const auto k = b.kv();
+  const auto pv = b.pv();
+  for (auto _ : state) {
+    split_run(threads, kTokens, [&](longrope::token_range r) {
+      if (use_table) {
+        longrope::rotate_qk(f, ts.table, q, k, pv, r);
+      } else {
+        longrope::rotate_qk(f, q, k, pv, r);
+      }
+    });
+    benchmark::DoNotOptimize(b.q.data());
+    benchmark::DoNotOptimize(b.k.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters<T>(state, kTokens);
+  state.SetLabel(longrope::detail::simd_name);
+}
+
+// Naive baseline, as the reference implementations (llama2.c, transformers
+// without fusion) do it: angles in float, std::cos/std::sin per element
+// (per token, head and pair), then the rotation; half-split.
+void BM_prefill_naive(benchmark::State& state) {
+  const auto f = bench_freqs(longrope::pair_layout::half_split);
+  qk_buffers<float> b(kTokens, 0);
+  std::vector<float> inv(f.inv_freq().begin(), f.inv_freq().end());
+  auto rot = [&](float* x, std::ptrdiff_t heads, std::ptrdiff_t t) {
+    const float p = static_cast<float>(b.pos[static_cast<std::size_t>(t)]);
+    for (std::ptrdiff_t h = 0; h < heads; ++h) {
+      float* v = x + (t * heads + h) * kHeadDim;
+      for (int i = 0; i < kPairs; ++i) {
+        const float a = p * inv[static_cast<std::size_t>(i)];
+        const float c = std::cos(a);
+        const float s = std::sin(a);
+        const float x0 = v[i];
+        const float x1 = v[i + kPairs];
+        v[i] = x0 * c - x1 * s;
+        v[i + kPairs] = x0 * s + x1 * c;
+      }
+    }
+  };
+  for (auto _ : state) {
+    for (std::ptrdiff_t t = 0; t < kTokens; ++t) {
+      rot(b.q.data(), kQHeads, t);
+      rot(b.k.data(), kKHeads, t);
+    }
+    benchmark::DoNotOptimize(b.q.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters<float>(state, kTokens);
+}
+
+// The memory floor: one in-place read-and-write pass over the same q + k
+// bytes (x *= 1, vectorised by the compiler): no rotation can be faster.
+// range(0): bytes per element of the workload it stands next to (4 float, 2 bf16).
+void BM_prefill_memory_floor(benchmark::State& state) {
+  const std::ptrdiff_t elem_bytes = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  // The same number of bytes, viewed as floats.
+  const std::ptrdiff_t floats_per_token = (kQHeads + kKHeads) * kHeadDim * elem_bytes / 4;
+  std::vector<float> buf(static_cast<std::size_t>(kTokens * floats_per_token), 0.25f);
+  float one = 1.0f;
+  benchmark::DoNotOptimize(one);
+  for (auto _ : state) {
+    split_run(threads, kTokens, [&](longrope::token_range r) {
+      float* p = buf.data() + r.begin * floats_per_token;
+      const std::ptrdiff_t n = r.size() * floats_per_token;
+      for (std::ptrdiff_t i = 0; i < n; ++i) p[i] *= one;
+    });
+    benchmark::DoNotOptimize(buf.data());
+    benchmark::ClobberMemory();
+  }
+  const std::int64_t bytes = kTokens * (kQHeads + kKHeads) * kHeadDim * elem_bytes;
+  state.SetBytesProcessed(state.iterations() * 2 * bytes);
+  state.SetItemsProcessed(state.iterations() * kTokens * (kQHeads + kKHeads) * kPairs);
+}
+
+using longrope::pair_layout;
+using bf16 = Eigen::bfloat16;
+
+BENCHMARK(BM_prefill_memory_floor)->ArgNames({"bytes", "threads"})->Args({4, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::interleaved)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_prefill_memory_floor)->ArgNames({"bytes", "threads"})->Args({2, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, bf16, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_prefill_naive)->Unit(benchmark::kMillisecond);
+// Two threads (std::thread per iteration, token range split in halves).
+BENCHMARK(BM_prefill_memory_floor)
+    ->ArgNames({"bytes", "threads"})->Args({4, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 2})->Args({0, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// Decode: one token at position 100,000, table-free, with a breakdown.
+
+constexpr std::int64_t kDecodePos = 100000;
+
+void set_decode_counters(benchmark::State& state) { set_counters<float>(state, 1); }
+
+// The whole call: argument checks, angles, cos/sin, rotation of 40 heads.
+void BM_decode(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::half_split);
+  qk_buffers<float> b(1, kDecodePos);
+  const auto q = b.qv();
+  const auto k = b.kv();
+  for (auto _ : state) {
+    longrope::rotate_qk(f, q, k, b.pv(), {0, 1});
+    benchmark::ClobberMemory();
+  }
+  set_decode_counters(state);
+  state.SetLabel(longrope::detail::simd_name);
+}
+
+// Breakdown 1: the exact angles alone (p * f_i in double, reduced mod 2 pi), scalar.
+void BM_decode_angles(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::half_split);
+  double a[kPairs];
+  for (auto _ : state) {
+    for (int i = 0; i < kPairs; ++i) a[i] = longrope::detail::reduce_two_pi(f.angle(kDecodePos, i));
+    benchmark::DoNotOptimize(a);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kPairs);
+}
+
+// Breakdown 2: angles + reduction + cos/sin of the token as the library does it.
+void BM_decode_trig(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::half_split);
+  alignas(64) float c[kPairs];
+  alignas(64) float s[kPairs];
+  for (auto _ : state) {
+    longrope::detail::token_coeffs<longrope::detail::default_kernel_path>(f, kDecodePos, c, s);
+    benchmark::DoNotOptimize(c);
+    benchmark::DoNotOptimize(s);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kPairs);
+}
+
+// Breakdown 3: the rotation alone (cos/sin from a one-row table).
+void BM_decode_rotation(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::half_split);
+  qk_buffers<float> b(1, kDecodePos);
+  std::vector<float> c(kPairs), s(kPairs);
+  const std::int64_t p = kDecodePos;
+  longrope::fill_table<float>(f, &p, 1, {c.data(), 1, kPairs}, {s.data(), 1, kPairs});
+  const longrope::rope_table table{{c.data(), 1, kPairs}, {s.data(), 1, kPairs}, kDecodePos};
+  const auto q = b.qv();
+  const auto k = b.kv();
+  for (auto _ : state) {
+    longrope::rotate_qk(f, table, q, k, b.pv(), {0, 1});
+    benchmark::ClobberMemory();
+  }
+  set_decode_counters(state);
+}
+
+// Naive decode: float angles, std::cos/std::sin per element (per head and pair).
+void BM_decode_naive(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::half_split);
+  qk_buffers<float> b(1, kDecodePos);
+  std::vector<float> inv(f.inv_freq().begin(), f.inv_freq().end());
+  for (auto _ : state) {
+    for (auto* buf : {&b.q, &b.k}) {
+      const std::ptrdiff_t heads = buf == &b.q ? kQHeads : kKHeads;
+      for (std::ptrdiff_t h = 0; h < heads; ++h) {
+        float* v = buf->data() + h * kHeadDim;
+        for (int i = 0; i < kPairs; ++i) {
+          const float a = static_cast<float>(kDecodePos) * inv[static_cast<std::size_t>(i)];
+          const float c = std::cos(a);
+          const float s = std::sin(a);
+          const float x0 = v[i];
+          const float x1 = v[i + kPairs];
+          v[i] = x0 * c - x1 * s;
+          v[i + kPairs] = x0 * s + x1 * c;
+        }
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  set_decode_counters(state);
+}
+
+BENCHMARK(BM_decode);
+BENCHMARK(BM_decode_angles);
+BENCHMARK(BM_decode_trig);
+BENCHMARK(BM_decode_rotation);
+BENCHMARK(BM_decode_naive);
+
+}  // namespace
