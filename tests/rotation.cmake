@@ -7,3 +7,9 @@ if(NOT LONGROPE_FORCE_SCALAR AND LONGROPE_NATIVE AND CMAKE_CXX_COMPILER_ID MATCH
   longrope_add_test(test_rotate_avx2 SOURCES test_rotate.cpp)
   target_compile_options(test_rotate_avx2 PRIVATE -mno-avx512f)
 endif()
+
+# The threads example must produce the single-thread result from two threads.
+if(TARGET threads_example)
+  add_test(NAME example_threads COMMAND threads_example 1024)
+  set_tests_properties(example_threads PROPERTIES PASS_REGULAR_EXPRESSION "identical to the single-thread run: yes")
+endif()
