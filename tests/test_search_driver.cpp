@@ -528,3 +528,18 @@ TEST_CASE("progressive extension: stages, callback between them, short window, r
                     }),
                     Catch::Contains("no stages"));
 }
+
+TEST_CASE("format_progress: one CLI line") {
+  search_progress p;
+  p.iteration = 12;
+  p.iterations = 40;
+  p.best_score = 4.312071;
+  p.evaluations = 448;
+  p.elapsed_seconds = 63.2;
+  p.seconds_left = 130.0;
+  CHECK(format_progress(p) == "iter 12/40  best 4.31207  evals 448  elapsed 1m03s  left ~2m10s");
+  p.seconds_left = std::nan("");
+  p.elapsed_seconds = 7300;
+  p.status = stop_reason::converged;
+  CHECK(format_progress(p) == "iter 12/40  best 4.31207  evals 448  elapsed 2h01m  left ~?  done: converged");
+}

@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <limits>
@@ -477,11 +478,18 @@ struct search_progress {
   std::int64_t evaluations = 0;    ///< fitness evaluations so far (cache hits are never evaluated).
   std::int64_t generation_evaluations = 0;  ///< evaluations of the last generation.
   double elapsed_seconds = 0.0;    ///< wall time, accumulated across checkpoint/resume.
-  /// Estimated wall time to finish: the smaller of the remaining time budget
-  /// and (mean time per generation) x (generations left). NaN before the first generation.
+  /// Estimated wall time to finish: (mean time per evaluation) x (evaluations
+  /// the remaining generations need at most), capped by the budgets; an upper
+  /// estimate when early stopping or exhaustion ends the search sooner. NaN
+  /// before the first evaluation, 0 once done.
   double seconds_left = 0.0;
   stop_reason status = stop_reason::running;
 };
+
+/// One human-readable progress line for a CLI, e.g.
+///     "iter 12/40  best 4.31207  evals 448  elapsed 1m03s  left ~2m10s"
+/// (status appended once done: "  done: converged"). Allocates the string.
+std::string format_progress(const search_progress& p);
 
 /// The outcome of a search.
 struct search_result {
@@ -511,7 +519,6 @@ struct search_checkpoint {
   /// Early stopping's reference: the best score at the last improvement larger than tolerance.
   double best_score = std::numeric_limits<double>::infinity();
   int stale_generations = 0;                ///< consecutive generations without such an improvement.
-  int generations_timed = 0;                ///< generations contributing to elapsed_seconds (for seconds_left).
   double elapsed_seconds = 0.0;
   stop_reason status = stop_reason::running;
 };
@@ -1223,7 +1230,6 @@ inline void evolutionary_search::tell(const std::vector<double>& scores) {
   const double now = elapsed();
   st_.elapsed_seconds = now;
   start_ = std::chrono::steady_clock::now();
-  ++st_.generations_timed;
 
   if (st_.iteration >= opt_.iterations) {
     st_.status = stop_reason::iterations;
@@ -1254,15 +1260,48 @@ inline search_progress evolutionary_search::progress() const {
   p.generation_evaluations = st_.generation_evaluations;
   if (done()) {
     p.seconds_left = 0.0;
-  } else if (st_.generations_timed == 0) {
+  } else if (st_.evaluations == 0) {
     p.seconds_left = std::numeric_limits<double>::quiet_NaN();
   } else {
-    const double per_gen = st_.elapsed_seconds / st_.generations_timed;
-    double left = per_gen * (opt_.iterations - st_.iteration);
+    // Mean time per evaluation (the fitness dominates) times the evaluations
+    // the remaining generations will need at most, capped by the budgets.
+    const double per_eval = st_.elapsed_seconds / static_cast<double>(st_.evaluations);
+    double evals_left = static_cast<double>(opt_.iterations - st_.iteration) *
+                        static_cast<double>(opt_.mutations + opt_.crossovers);
+    if (opt_.max_evaluations > 0) {
+      evals_left = std::min(evals_left, static_cast<double>(opt_.max_evaluations - st_.evaluations));
+    }
+    double left = per_eval * std::max(0.0, evals_left);
     if (opt_.max_seconds > 0.0) left = std::min(left, std::max(0.0, opt_.max_seconds - p.elapsed_seconds));
     p.seconds_left = left;
   }
   return p;
+}
+
+namespace detail {
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds)) return "?";
+  const auto t = static_cast<long long>(std::llround(std::max(0.0, seconds)));
+  char buf[48];
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
+  } else if (t >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", t);
+  }
+  return buf;
+}
+}  // namespace detail
+
+inline std::string format_progress(const search_progress& p) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "iter %d/%d  best %.6g  evals %lld  elapsed %s  left ~%s", p.iteration, p.iterations,
+                p.best_score, static_cast<long long>(p.evaluations), detail::format_duration(p.elapsed_seconds).c_str(),
+                detail::format_duration(p.seconds_left).c_str());
+  std::string out = buf;
+  if (p.status != stop_reason::running) out += std::string("  done: ") + to_string(p.status);
+  return out;
 }
 
 inline search_result evolutionary_search::result() const {

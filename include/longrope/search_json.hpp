@@ -18,7 +18,7 @@
 ///                  "max_seconds", "threads"},
 ///      "rng": ["<16 hex digits>" x 4],            (xoshiro256** state; hex so no reader loses bits)
 ///      "iteration", "initial_done", "evaluations", "generation_evaluations", "best_score",
-///      "stale_generations", "generations_timed", "elapsed_seconds", "status": "running"|...,
+///      "stale_generations", "elapsed_seconds", "status": "running"|...,
 ///      "population": [[n_hat_index, score, [grid indices..]], ..],   ranked, best first
 ///      "pending":    [[n_hat_index, [grid indices..]], ..],          awaiting tell()
 ///      "cache":      [[n_hat_index, score, [grid indices..]], ..]}   every evaluation
@@ -253,7 +253,6 @@ inline nlohmann::json to_json(const search_checkpoint& cp) {
   j["generation_evaluations"] = cp.generation_evaluations;
   j["best_score"] = search_score_json(cp.best_score);
   j["stale_generations"] = cp.stale_generations;
-  j["generations_timed"] = cp.generations_timed;
   j["elapsed_seconds"] = cp.elapsed_seconds;
   j["status"] = to_string(cp.status);
   auto& pop = j["population"] = nlohmann::json::array();
@@ -332,7 +331,6 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   cp.generation_evaluations = search_int64(j, "generation_evaluations", "");
   cp.best_score = search_score_from_json(search_key(j, "best_score", ""), "best_score");
   cp.stale_generations = search_int(j, "stale_generations", "");
-  cp.generations_timed = search_int(j, "generations_timed", "");
   cp.elapsed_seconds = search_double(j, "elapsed_seconds", "");
   cp.status = search_stop_from_string(json_string(search_key(j, "status", ""), "status"), "status");
 
