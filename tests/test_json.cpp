@@ -265,6 +265,13 @@ TEST_CASE("in-memory values JSON text cannot hold: NaN and infinity", "[json]") 
   CHECK(id == "longrope.json");
 }
 
+TEST_CASE("NTK methods need more than one rotary pair", "[json]") {
+  json j = {{"head_dim", 2}, {"max_position_embeddings", 4096}, {"rope_scaling", {{"type", "dynamic"}, {"factor", 2.0}}}};
+  CHECK_THAT(error_of(j), Catch::Contains("rotary_dim: dynamic NTK needs rotary_dim > 2"));
+  j["rope_scaling"]["type"] = "ntk";
+  CHECK_THAT(error_of(j), Catch::Contains("rotary_dim: NTK scaling needs rotary_dim > 2"));
+}
+
 TEST_CASE("a missing file is an I/O error naming the path", "[json]") {
   try {
     (void)load_rope_config("/nonexistent/longrope/config.json");

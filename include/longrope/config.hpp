@@ -209,11 +209,15 @@ inline void rope_config::validate() const {
   switch (type) {
     case rope_type::none: break;
     case rope_type::linear:
+      detail::require_positive_finite(factor, "factor");
+      break;
     case rope_type::ntk:
       detail::require_positive_finite(factor, "factor");
+      if (d <= 2) config_fail("rotary_dim", "NTK scaling needs rotary_dim > 2 (its exponent is d / (d - 2))");
       break;
     case rope_type::dynamic:
       detail::require_positive_finite(factor, "factor");
+      if (d <= 2) config_fail("rotary_dim", "dynamic NTK needs rotary_dim > 2 (its exponent is d / (d - 2))");
       if (max_position_embeddings <= 0) {
         config_fail("max_position_embeddings", "dynamic NTK needs the trained length (> 0), got " +
                                                    std::to_string(max_position_embeddings));

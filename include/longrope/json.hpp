@@ -325,12 +325,10 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
   } else if (name == "linear" || name == "ntk") {
     cfg.type = name == "linear" ? rope_type::linear : rope_type::ntk;
     cfg.factor = json_positive(need("factor"), key("factor"));
-    if (name == "ntk" && d <= 2) json_fail(key("rope_type"), "ntk needs rotary_dim > 2");
   } else if (name == "dynamic") {
     cfg.type = rope_type::dynamic;
     cfg.factor = json_positive(need("factor"), key("factor"));
     require_max_pos("dynamic NTK scales from the trained length");
-    if (d <= 2) json_fail(key("rope_type"), "dynamic needs rotary_dim > 2");
   } else if (name == "yarn") {
     cfg.type = rope_type::yarn;
     auto& y = cfg.yarn;
