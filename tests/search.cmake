@@ -1,6 +1,8 @@
 # The LongRoPE evolutionary search.
-longrope_add_test(test_search_ops SOURCES test_search_ops.cpp)
-longrope_add_test(test_search_driver SOURCES test_search_driver.cpp LIBS nlohmann_json::nlohmann_json)
+# search.hpp runs evaluations on std::threads.
+find_package(Threads REQUIRED)
+longrope_add_test(test_search_ops SOURCES test_search_ops.cpp LIBS Threads::Threads)
+longrope_add_test(test_search_driver SOURCES test_search_driver.cpp LIBS nlohmann_json::nlohmann_json Threads::Threads)
 
 # docs/search.md's complete example, compiled and run so the page cannot drift
 # from the API: the single ```cpp block is extracted at configure time (code
@@ -27,7 +29,14 @@ file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/search_doc_example.cpp
      @ONLY)
 add_executable(test_search_doc_example ${CMAKE_CURRENT_BINARY_DIR}/search_doc_example.cpp)
 longrope_project_target(test_search_doc_example)
-target_link_libraries(test_search_doc_example PRIVATE nlohmann_json::nlohmann_json)
+target_link_libraries(test_search_doc_example PRIVATE nlohmann_json::nlohmann_json Threads::Threads)
 add_test(NAME test_search_doc_example COMMAND test_search_doc_example
          WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(test_search_doc_example PROPERTIES PASS_REGULAR_EXPRESSION "rope_scaling: \\{.*\"type\":\"longrope\"")
+
+# The ask/tell coordinator example, driven through its files end to end.
+if(TARGET search_ask_tell)
+  add_test(NAME example_search_ask_tell COMMAND search_ask_tell demo example_search_state.json
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(example_search_ask_tell PROPERTIES PASS_REGULAR_EXPRESSION "in-process run: identical")
+endif()
