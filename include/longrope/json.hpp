@@ -77,13 +77,13 @@ struct json_read_options {
 /// Builds a rope_config from a parsed transformers config.json object (see the
 /// file comment for the keys). Throws longrope::error ("longrope.json") naming
 /// the key on malformed input. O(size of the rope block).
-rope_config rope_config_from_json(const nlohmann::json& config, const json_read_options& opt = {});
+inline rope_config rope_config_from_json(const nlohmann::json& config, const json_read_options& opt = {});
 
 /// Reads and parses the file at `path` and calls rope_config_from_json.
 /// Throws longrope::error: "longrope.io" if the file cannot be opened,
 /// "longrope.json" if it is not valid JSON or malformed (the message gives the
 /// parser's byte offset or the offending key).
-rope_config load_rope_config(const std::string& path, const json_read_options& opt = {});
+inline rope_config load_rope_config(const std::string& path, const json_read_options& opt = {});
 
 /// The rope_scaling block transformers reads for `cfg`'s method, e.g. for
 /// LongRoPE (searched factors):
@@ -95,7 +95,7 @@ rope_config load_rope_config(const std::string& path, const json_read_options& o
 /// method when non-zero (a longrope extension; transformers ignores unknown
 /// keys). Doubles are stored exactly (nlohmann-json dumps them round-trip).
 /// Throws "longrope.config" if cfg does not validate. O(rotary_dim).
-nlohmann::json to_rope_scaling_json(const rope_config& cfg);
+inline nlohmann::json to_rope_scaling_json(const rope_config& cfg);
 
 /// A minimal config.json holding every rope field of cfg: head_dim, rope_theta,
 /// partial_rotary_factor (when rotary_dim < head_dim), max_position_embeddings
@@ -104,7 +104,7 @@ nlohmann::json to_rope_scaling_json(const rope_config& cfg);
 /// back c for every valid c whose rotary_dim / head_dim is exactly
 /// representable and whose yarn L0 and scale agree with the reader's rules.
 /// Throws "longrope.config" if cfg does not validate.
-nlohmann::json to_config_json(const rope_config& cfg);
+inline nlohmann::json to_config_json(const rope_config& cfg);
 
 // ---------------------------------------------------------------------------
 // Implementation
