@@ -9,3 +9,15 @@ if(TARGET longrope_cli AND UNIX)
   target_compile_definitions(test_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
   add_dependencies(test_cli longrope_cli)
 endif()
+
+# The checked-in golden data must be what the reference generator writes
+# (runs only where a python3 with mpmath and numpy is found, e.g. Debian's /usr/bin/python3).
+find_program(LONGROPE_REFERENCE_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(LONGROPE_REFERENCE_PYTHON)
+  execute_process(COMMAND ${LONGROPE_REFERENCE_PYTHON} -c "import mpmath, numpy"
+                  RESULT_VARIABLE longrope_reference_python_rc OUTPUT_QUIET ERROR_QUIET)
+  if(longrope_reference_python_rc EQUAL 0)
+    add_test(NAME golden_data_fresh
+             COMMAND ${LONGROPE_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/reference/gen_golden.py --check)
+  endif()
+endif()
