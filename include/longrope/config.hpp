@@ -93,9 +93,12 @@ struct longrope_params {
   std::vector<double> short_factor;           ///< rotary_dim/2 rescale factors lambda_i (> 0) for short contexts.
   std::vector<double> long_factor;            ///< rotary_dim/2 rescale factors for long contexts.
   std::int64_t original_max_position = 0;     ///< L0: the pre-trained context (original_max_position_embeddings).
-  /// The scale s used for the default attention factor. transformers: when
-  /// original_max_position_embeddings is given, s = max_position_embeddings / L0;
-  /// otherwise rope_scaling.factor (1 when absent).
+  /// The scale s used for the default attention factor, when set. Unset:
+  /// s = max_position_embeddings / L0 (rope_config::max_position_embeddings;
+  /// s = 1 when that is 0). The JSON reader (json.hpp) applies transformers'
+  /// rules: with original_max_position_embeddings in the config, s is
+  /// max_position_embeddings / L0 (rope_scaling form; rope_parameters: only
+  /// when factor is absent), otherwise rope_scaling.factor (1 when absent).
   std::optional<double> factor;
   std::optional<double> attention_factor;     ///< overrides sqrt(1 + ln s / ln L0) when set.
 };
