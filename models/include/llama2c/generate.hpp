@@ -1,0 +1,114 @@
+// llama2c: a small llama2.c-compatible transformer beside longrope. MIT License.
+#pragma once
+
+/// \file generate.hpp
+/// Autoregressive generation with the KV cache, as llama2.c's run.c: the
+/// prompt (with BOS) is prefilled in one forward, then one token per step;
+/// generation stops after `steps` positions in total or when the model emits
+/// BOS (run.c's end of a story).
+///
+/// Sampling: temperature 0 is greedy (argmax, the lowest id on ties);
+/// otherwise multinomial over softmax(logits / temperature), drawn with run.c's
+/// xorshift* generator (random_f32) seeded by `seed`, so a seed fixes the text.
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <longrope/frequencies.hpp>
+
+#include "tokenizer.hpp"
+#include "transformer.hpp"
+
+namespace llama2c {
+
+struct generate_options {
+  std::int64_t steps = 256;     ///< total positions, prompt included (run.c's -n).
+  double temperature = 0.0;     ///< 0: greedy.
+  std::uint64_t seed = 0;       ///< sampling seed (unused when greedy).
+};
+
+/// run.c's xorshift* random_u32 / random_f32.
+class xorshift_rng {
+ public:
+  explicit xorshift_rng(std::uint64_t seed) noexcept : s_(seed == 0 ? 0x9E3779B97F4A7C15ULL : seed) {}
+  std::uint32_t next_u32() noexcept {
+    s_ ^= s_ >> 12;
+    s_ ^= s_ << 25;
+    s_ ^= s_ >> 27;
+    return static_cast<std::uint32_t>((s_ * 0x2545F4914F6CDD1DULL) >> 32);
+  }
+  /// Uniform in [0, 1).
+  float next_f32() noexcept { return static_cast<float>(next_u32() >> 8) / 16777216.0f; }
+
+ private:
+  std::uint64_t s_;
+};
+
+/// Generates from `prompt` (token ids, normally starting with BOS). Returns the
+/// whole sequence: the prompt followed by the generated tokens. `on_token`,
+/// when set, is called with (previous, token) for every generated token (for
+/// streaming output). Throws longrope::error ("longrope.argument") for an
+/// empty prompt, steps < prompt size, a negative or non-finite temperature.
+/// O(steps * forward of one token over the cache).
+template <class T>
+std::vector<int> generate(const transformer<T>& model, const longrope::rope_frequencies& f, std::vector<int> prompt,
+                          const generate_options& opt,
+                          const std::function<void(int, int)>& on_token = {}) {
+  if (prompt.empty()) LONGROPE_THROW("longrope.argument", "generate: empty prompt (start with BOS = 1)");
+  if (opt.steps < static_cast<std::int64_t>(prompt.size())) {
+    LONGROPE_THROW("longrope.argument", "generate: steps (" + std::to_string(opt.steps) +
+                                            ") must be >= the prompt length (" + std::to_string(prompt.size()) + ")");
+  }
+  if (!std::isfinite(opt.temperature) || opt.temperature < 0.0) {
+    LONGROPE_THROW("longrope.argument", "generate: temperature must be finite and >= 0, got " +
+                                            std::to_string(opt.temperature));
+  }
+  kv_cache<T> cache;
+  workspace<T> ws;
+  matrix_rm<T> logits;
+  cache.reserve(model.config(), static_cast<index_t>(opt.steps));
+  xorshift_rng rng(opt.seed);
+  std::vector<int> seq = std::move(prompt);
+  model.forward(seq.data(), static_cast<index_t>(seq.size()), cache, f, ws);
+  index_t last_row = static_cast<index_t>(seq.size()) - 1;
+  while (static_cast<std::int64_t>(seq.size()) < opt.steps) {
+    model.logits_rows(ws, last_row, 1, logits);
+    auto row = logits.row(0);
+    int next = 0;
+    if (opt.temperature == 0.0) {
+      index_t arg = 0;
+      row.maxCoeff(&arg);
+      next = static_cast<int>(arg);
+    } else {
+      const double inv_t = 1.0 / opt.temperature;
+      const double mx = static_cast<double>(row.maxCoeff());
+      std::vector<double> p(static_cast<std::size_t>(row.size()));
+      double sum = 0.0;
+      for (index_t i = 0; i < row.size(); ++i) {
+        sum += p[static_cast<std::size_t>(i)] = std::exp((static_cast<double>(row(i)) - mx) * inv_t);
+      }
+      const double coin = static_cast<double>(rng.next_f32()) * sum;
+      double cdf = 0.0;
+      next = static_cast<int>(row.size()) - 1;
+      for (index_t i = 0; i < row.size(); ++i) {
+        cdf += p[static_cast<std::size_t>(i)];
+        if (coin < cdf) {
+          next = static_cast<int>(i);
+          break;
+        }
+      }
+    }
+    if (next == kBos) break;  // run.c: BOS delimits sequences
+    if (on_token) on_token(seq.back(), next);
+    seq.push_back(next);
+    if (static_cast<std::int64_t>(seq.size()) >= opt.steps) break;
+    model.forward(&seq.back(), 1, cache, f, ws);
+    last_row = 0;
+  }
+  return seq;
+}
+
+}  // namespace llama2c
