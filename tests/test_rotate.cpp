@@ -291,8 +291,13 @@ void vector_vs_scalar_for_type() {
   const std::ptrdiff_t tokens = 3;
   const int q_heads = 3;
   const int k_heads = 1;
+  // Every tail length up to 70, plus the pair counts with unrolled kernels (32, 48, 64).
+  std::vector<int> rotary_dims;
+  for (int rot = 2; rot <= 70; rot += 2) rotary_dims.push_back(rot);
+  rotary_dims.push_back(96);
+  rotary_dims.push_back(128);
   for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
-    for (int rot = 2; rot <= 70; rot += 2) {
+    for (int rot : rotary_dims) {
       for (int extra : {0, 6}) {
         const int hd = rot + extra;
         const auto f = make_freqs(rot, hd, layout);

@@ -53,22 +53,22 @@ inline constexpr kernel_path default_kernel_path = kernel_path::vector;
 
 inline std::string rot_msg(const char* fn, const std::string& what) { return std::string(fn) + ": " + what; }
 
+// Messages are built only on failure: the checks run on every decode call.
 template <class T>
 void check_heads_view(const char* fn, const char* name, const heads_view<T>& v, const rope_frequencies& f) {
-  const std::string nm(name);
   if (v.batch < 0 || v.tokens < 0 || v.heads < 0 || v.head_dim < 0) {
-    argument_fail(rot_msg(fn, nm + ": negative extent"));
+    argument_fail(rot_msg(fn, std::string(name) + ": negative extent"));
   }
   if (v.batch_stride < 0 || v.token_stride < 0 || v.head_stride < 0) {
-    argument_fail(rot_msg(fn, nm + ": negative stride"));
+    argument_fail(rot_msg(fn, std::string(name) + ": negative stride"));
   }
   if (v.head_dim != f.head_dim()) {
-    argument_fail(rot_msg(fn, nm + ".head_dim is " + std::to_string(v.head_dim) + ", the frequencies have head_dim " +
-                                  std::to_string(f.head_dim()) + " (rotary_dim " + std::to_string(f.rotary_dim()) +
-                                  ")"));
+    argument_fail(rot_msg(fn, std::string(name) + ".head_dim is " + std::to_string(v.head_dim) +
+                                  ", the frequencies have head_dim " + std::to_string(f.head_dim()) + " (rotary_dim " +
+                                  std::to_string(f.rotary_dim()) + ")"));
   }
   if (v.data == nullptr && v.batch > 0 && v.tokens > 0 && v.heads > 0 && v.head_dim > 0) {
-    argument_fail(rot_msg(fn, nm + ": null data"));
+    argument_fail(rot_msg(fn, std::string(name) + ": null data"));
   }
 }
 
@@ -112,8 +112,11 @@ struct scalar_head_kernel {
     n = pairs;
     layout = lay;
   }
-  void apply(const T* in, T* out, std::ptrdiff_t head_dim) const noexcept {
-    rotate_head_scalar(in, out, c, s, n, layout, head_dim);
+  void apply_heads(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs, std::ptrdiff_t heads,
+                   std::ptrdiff_t head_dim) const noexcept {
+    for (std::ptrdiff_t h = 0; h < heads; ++h) {
+      rotate_head_scalar(in + h * in_hs, out + h * out_hs, c, s, n, layout, head_dim);
+    }
   }
 };
 
@@ -132,8 +135,9 @@ inline void token_coeffs(const rope_frequencies& f, std::int64_t p, C* c, C* s) 
 
 template <class T, class K>
 inline void apply_heads(const io_pair<T>& io, std::ptrdiff_t b, std::ptrdiff_t t, const K& kernel) noexcept {
-  for (std::ptrdiff_t h = 0; h < io.out.heads; ++h) {
-    kernel.apply(io.in.at(b, t, h), io.out.at(b, t, h), io.out.head_dim);
+  if (io.out.heads > 0) {
+    kernel.apply_heads(io.in.at(b, t, 0), io.in.head_stride, io.out.at(b, t, 0), io.out.head_stride, io.out.heads,
+                       io.out.head_dim);
   }
 }
 
