@@ -1,7 +1,7 @@
 # The LongRoPE evolutionary search.
 # search.hpp runs evaluations on std::threads.
 find_package(Threads REQUIRED)
-longrope_add_test(test_search_ops SOURCES test_search_ops.cpp LIBS Threads::Threads)
+longrope_add_test(test_search_ops SOURCES test_search_ops.cpp LIBS Threads::Threads CXX20)
 longrope_add_test(test_search_driver SOURCES test_search_driver.cpp LIBS nlohmann_json::nlohmann_json Threads::Threads)
 
 # docs/search.md's complete example, compiled and run so the page cannot drift

@@ -257,6 +257,13 @@ TEST_CASE("checkpoint to JSON mid-run and resume: bit-identical to the uninterru
     search_options o = small_options(seed);
     o.patience = 6;
     o.tolerance = 1e-6;
+    if (seed == 12) {  // every option must survive the checkpoint
+      o.mutation_radius = 7;
+      o.mutation = mutation_mode::push;
+      o.crossover = crossover_policy::reject;
+      o.n_hat_probability = 0.55;
+      o.max_attempts = 9;
+    }
     evolutionary_search full(sp, o, t);
     const auto rf = full.run_parallel(f);
 
@@ -308,6 +315,41 @@ TEST_CASE("checkpoint JSON: exact round trip and clear errors") {
   CHECK(back.population.front().score == 0.1 + 0.2);
   CHECK(std::isinf(back.population.back().score));
 
+  // Every option and space field survives the round trip.
+  search_options o;
+  o.population = 7;
+  o.mutations = 3;
+  o.crossovers = 2;
+  o.top_k = 5;
+  o.iterations = 9;
+  o.mutation_probability = 0.21;
+  o.mutation_radius = 4;
+  o.mutation = mutation_mode::push;
+  o.n_hat_probability = 0.11;
+  o.crossover = crossover_policy::reject;
+  o.max_attempts = 13;
+  o.seed = 0xfedcba9876543210ULL;
+  o.patience = 3;
+  o.tolerance = 0.125;
+  o.max_evaluations = 1000;
+  o.max_seconds = 12.5;
+  o.threads = 3;
+  auto sc = default_space_config(make_target(6, 3.0));
+  sc.frozen_factors = {1.0, 1.01};
+  sc.n_hat_values = {0, 3, 9};
+  sc.search_n_hat = true;
+  const evolutionary_search q(search_space(sc), o, make_target(6, 3.0));
+  const auto cq = search_checkpoint_from_json(nlohmann::json::parse(to_json(q.checkpoint()).dump()));
+  const auto& r = cq.options;
+  CHECK((r.population == 7 && r.mutations == 3 && r.crossovers == 2 && r.top_k == 5 && r.iterations == 9));
+  CHECK((r.mutation_probability == 0.21 && r.mutation_radius == 4 && r.mutation == mutation_mode::push));
+  CHECK((r.n_hat_probability == 0.11 && r.crossover == crossover_policy::reject && r.max_attempts == 13));
+  CHECK((r.seed == 0xfedcba9876543210ULL && r.patience == 3 && r.tolerance == 0.125));
+  CHECK((r.max_evaluations == 1000 && r.max_seconds == 12.5 && r.threads == 3));
+  CHECK(cq.space.frozen_factors == sc.frozen_factors);
+  CHECK(cq.space.n_hat_values == sc.n_hat_values);
+  CHECK((cq.space.lambda_max == sc.lambda_max && cq.space.step == sc.step && cq.space.pairs == 6));
+
   auto broken = [&](auto edit, const char* what) {
     nlohmann::json k = j;
     edit(k);
@@ -322,6 +364,7 @@ TEST_CASE("checkpoint JSON: exact round trip and clear errors") {
   broken([](nlohmann::json& k) { k["population"][0][1] = 123.0; }, "score differs from the cache");
   broken([](nlohmann::json& k) { k["evaluations"] = 3; }, "checkpoint.evaluations");
   broken([](nlohmann::json& k) { k["status"] = "paused"; }, "unknown status");
+  broken([](nlohmann::json& k) { k["options"]["mutation"] = "wild"; }, "options.mutation");
   broken([](nlohmann::json& k) { k["cache"][0][1] = "big"; }, "cache[0][1]");
   CHECK_THROWS_WITH(load_checkpoint("/nonexistent/dir/x.json"), Catch::Contains("longrope.io"));
 }

@@ -423,8 +423,10 @@ struct search_options {
   /// new: never in the cache, never twice in a generation).
   int max_attempts = 64;
   std::uint64_t seed = 0;              ///< seeds the driver's search_rng.
-  /// Early stopping: stop after `patience` consecutive generations whose best
-  /// did not improve on the previous best by more than `tolerance`. 0: off.
+  /// Early stopping: stop after `patience` consecutive generations none of
+  /// which beat the reference best by more than `tolerance` (the reference is
+  /// the best score at the last such improvement, so slow creeping gains
+  /// below the tolerance do not keep a search alive). 0: off.
   int patience = 0;
   double tolerance = 0.0;              ///< absolute score improvement that counts (>= 0).
   std::int64_t max_evaluations = 0;    ///< evaluation budget (0: none); the last generation is cut to fit.
@@ -1040,6 +1042,9 @@ inline void search_options::validate() const {
   if (!(max_seconds >= 0.0)) search_fail("options.max_seconds: must be >= 0 (0: no budget)");
   if (crossover != crossover_policy::repair && crossover != crossover_policy::reject) {
     search_fail("options.crossover: unknown policy");
+  }
+  if (mutation != mutation_mode::bounded && mutation != mutation_mode::push) {
+    search_fail("options.mutation: unknown mode");
   }
 }
 

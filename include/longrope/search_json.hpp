@@ -13,7 +13,8 @@
 ///      "space":   {"pairs", "lambda_min", "lambda_max", "step", "frozen_factors": [..],
 ///                  "n_hat_values": [..], "search_n_hat"},
 ///      "options": {"population", "mutations", "crossovers", "top_k", "iterations",
-///                  "mutation_probability", "n_hat_probability", "crossover": "repair"|"reject",
+///                  "mutation_probability", "mutation_radius", "mutation": "bounded"|"push",
+///                  "n_hat_probability", "crossover": "repair"|"reject",
 ///                  "max_attempts", "seed", "patience", "tolerance", "max_evaluations",
 ///                  "max_seconds", "threads"},
 ///      "rng": ["<16 hex digits>" x 4],            (xoshiro256** state; hex so no reader loses bits)
@@ -236,6 +237,8 @@ inline nlohmann::json to_json(const search_checkpoint& cp) {
                   {"top_k", o.top_k},
                   {"iterations", o.iterations},
                   {"mutation_probability", o.mutation_probability},
+                  {"mutation_radius", o.mutation_radius},
+                  {"mutation", o.mutation == mutation_mode::bounded ? "bounded" : "push"},
                   {"n_hat_probability", o.n_hat_probability},
                   {"crossover", o.crossover == crossover_policy::repair ? "repair" : "reject"},
                   {"max_attempts", o.max_attempts},
@@ -301,6 +304,17 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   op.top_k = search_int(o, "top_k", "options");
   op.iterations = search_int(o, "iterations", "options");
   op.mutation_probability = search_double(o, "mutation_probability", "options");
+  op.mutation_radius = search_int(o, "mutation_radius", "options");
+  {
+    const std::string m = json_string(search_key(o, "mutation", "options"), "options.mutation");
+    if (m == "bounded") {
+      op.mutation = mutation_mode::bounded;
+    } else if (m == "push") {
+      op.mutation = mutation_mode::push;
+    } else {
+      json_fail("options.mutation", "expected \"bounded\" or \"push\", got \"" + m + "\"");
+    }
+  }
   op.n_hat_probability = search_double(o, "n_hat_probability", "options");
   {
     const auto& c = search_key(o, "crossover", "options");
