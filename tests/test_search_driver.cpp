@@ -586,3 +586,30 @@ TEST_CASE("format_progress: one CLI line") {
   p.status = stop_reason::converged;
   CHECK(format_progress(p) == "iter 12/40  best 4.31207  evals 448  elapsed 2h01m  left ~?  done: converged");
 }
+
+TEST_CASE("run_parallel: one pool for the whole run, so per-thread state is built once per thread") {
+  const auto t = make_target(6, 3.0);
+  const search_space sp(default_space_config(t));
+  search_options o = small_options(9);
+  o.threads = 3;
+  std::mutex m;
+  std::set<std::thread::id> ids;
+  std::atomic<int> setups{0};
+  evolutionary_search s(sp, o, t);
+  const auto r = s.run_parallel([&](const search_point& p) {
+    thread_local bool ready = false;  // e.g. a per-thread model workspace
+    if (!ready) {
+      ready = true;
+      ++setups;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m);
+      ids.insert(std::this_thread::get_id());
+    }
+    return bowl{{1, 1.5, 2, 2.5, 3, 3.5}}(p);
+  });
+  CHECK(r.iterations == o.iterations);
+  CHECK(ids.size() <= 3);
+  CHECK(setups.load() == static_cast<int>(ids.size()));  // not once per generation
+  CHECK(ids.count(std::this_thread::get_id()) == 1);     // the caller works too
+}

@@ -39,7 +39,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -48,7 +47,6 @@
 #include <functional>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -59,6 +57,10 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "frequencies.hpp"
+
+#define LONGROPE_INTERNAL_INCLUDE
+#include "detail/search_pool.hpp"
+#undef LONGROPE_INTERNAL_INCLUDE
 
 namespace longrope {
 
@@ -592,8 +594,11 @@ class evolutionary_search {
   /// Evaluates with f until done(); progress(cb) after every generation.
   search_result run(const batch_fitness& f, const progress_callback& cb = {});
   /// Evaluates each candidate of a generation with f on options.threads
-  /// std::threads (the calling thread included), then as run(). The first
-  /// exception thrown by f is rethrown after the generation's threads join.
+  /// threads (the calling thread included, the others a std::thread pool
+  /// that lives for this call, so thread_local state in f is set up once per
+  /// thread), then as run(). Candidates are handed out dynamically, so uneven
+  /// evaluation costs balance. The first exception thrown by f is rethrown
+  /// once the generation's other evaluations stop.
   search_result run_parallel(const point_fitness& f, const progress_callback& cb = {});
 
   /// The best candidate so far with its score (precondition: one generation told).
@@ -1345,46 +1350,44 @@ inline search_result evolutionary_search::run(const batch_fitness& f, const prog
   return result();
 }
 
+namespace detail {
+
+inline unsigned search_threads(int threads, std::size_t work) {
+  unsigned n = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(n, work)));
+}
+
+inline std::vector<double> evaluate_on(search_pool* pool, const point_fitness& f,
+                                       const std::vector<search_point>& points) {
+  std::vector<double> scores(points.size());
+  if (pool == nullptr) {
+    for (std::size_t i = 0; i < points.size(); ++i) scores[i] = f(points[i]);
+  } else {
+    pool->run(points.size(), [&](std::size_t i) { scores[i] = f(points[i]); });
+  }
+  return scores;
+}
+
+}  // namespace detail
+
 inline std::vector<double> evaluate_parallel(const point_fitness& f, const std::vector<search_point>& points,
                                              int threads) {
   if (!f) detail::search_fail("evaluate_parallel: empty fitness function");
-  std::vector<double> scores(points.size());
-  unsigned n = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
-  n = static_cast<unsigned>(std::min<std::size_t>(n, points.size()));
-  if (n <= 1) {
-    for (std::size_t i = 0; i < points.size(); ++i) scores[i] = f(points[i]);
-    return scores;
-  }
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto worker = [&]() {
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= points.size() || failed.load()) return;
-      try {
-        scores[i] = f(points[i]);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(n - 1);
-  for (unsigned t = 1; t < n; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-  return scores;
+  const unsigned n = detail::search_threads(threads, points.size());
+  if (n <= 1) return detail::evaluate_on(nullptr, f, points);
+  detail::search_pool pool(n);
+  return detail::evaluate_on(&pool, f, points);
 }
 
 inline search_result evolutionary_search::run_parallel(const point_fitness& f, const progress_callback& cb) {
   if (!f) detail::search_fail("run_parallel: empty fitness function");
-  const int threads = opt_.threads;
-  return run([&](const std::vector<search_point>& pts) { return evaluate_parallel(f, pts, threads); }, cb);
+  // One pool for the whole run: per-thread state in f is set up once.
+  const unsigned n = detail::search_threads(opt_.threads, static_cast<std::size_t>(
+                                                              std::max({opt_.population, opt_.mutations + opt_.crossovers, 1})));
+  std::optional<detail::search_pool> pool;
+  if (n > 1) pool.emplace(n);
+  detail::search_pool* p = pool ? &*pool : nullptr;
+  return run([&](const std::vector<search_point>& pts) { return detail::evaluate_on(p, f, pts); }, cb);
 }
 
 // ---------------------------------------------------------------------------
