@@ -19,6 +19,12 @@ struct command {
 int cmd_freqs(const args& a);
 int cmd_table(const args& a);
 
+// The toy llama2.c model (cmd_eval.cpp, cmd_generate.cpp, cmd_search.cpp, cmd_passkey.cpp).
+int cmd_eval(const args& a);
+int cmd_generate(const args& a);
+int cmd_search(const args& a);
+int cmd_passkey(const args& a);
+
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();
 

@@ -22,6 +22,10 @@ const std::vector<command>& commands() {
       {"version", "print the library version", cmd_version},
       {"freqs", "frequencies, rescale factors and attention factor of a config.json", cmd_freqs},
       {"table", "cos/sin table of a config.json at a list of positions", cmd_table},
+      {"eval", "perplexity of a llama2.c model under a RoPE scaling method", cmd_eval},
+      {"generate", "text from a llama2.c model (greedy or sampled), any scaling method", cmd_generate},
+      {"search", "LongRoPE evolutionary search of rescale factors for a llama2.c model", cmd_search},
+      {"passkey", "the paper's passkey retrieval task on a llama2.c model", cmd_passkey},
   };
   return all;
 }
