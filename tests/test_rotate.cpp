@@ -4,8 +4,10 @@
 // against an independent long-double formula, round trips, argument checks.
 //
 // Error bounds checked here (and documented in docs/performance.md):
-//   cos/sin (fill_table float, table-free coefficients): vector vs scalar
+//   cos/sin (fill_table float rows, table-free coefficients): vector vs scalar
 //     reference <= 1 ulp of float; vs the long-double truth <= 2e-7 (att 1.19).
+//   fill_table over a position range (recurrence): vector vs scalar reference
+//     <= 1 ulp + 2^-51 |p f_i| att (the reference's own angle rounding); truth <= 2e-7.
 //   rotation, per output channel of a pair (x0, x1), m = |x0| + |x1|:
 //     |vector - scalar| <= 1e-6 * m * max(att, 1) + 1 ulp of the storage type at
 //     the reference value (float, double: 0; half: 2^-10 |r| + 2^-24; bf16: 2^-7 |r|).
@@ -280,6 +282,55 @@ TEST_CASE("vector fill_table matches the scalar reference and the long-double tr
       CHECK(ulp_distance(s[static_cast<std::size_t>(r * 32 + i)], sr[static_cast<std::size_t>(i)]) <= 1);
     }
   }
+}
+
+TEST_CASE("fill_table over a position range (recurrence) matches the scalar reference", "[rotate][simd][table]") {
+  // Every tail length of the pair vectors, ranges crossing n_hat, lengths that
+  // are not multiples of the 32-row restart, large start positions, padded rows.
+  struct range_case {
+    std::int64_t begin;
+    std::int64_t rows;
+  };
+  const range_case ranges[] = {{0, 1}, {0, 70}, {3, 33}, {131000, 71}, {16777215 - 64, 65}, {2097152 - 40, 40}};
+  int outside = 0;
+  double worst_abs = 0.0;
+  for (int rot = 2; rot <= 140; rot += 2) {
+    const auto f = make_freqs(rot, rot, pair_layout::half_split, 5);
+    const int n = f.pairs();
+    const std::ptrdiff_t stride = n + 3;
+    std::vector<float> cr(static_cast<std::size_t>(n)), sr(cr.size());
+    for (const auto& rc : ranges) {
+      std::vector<float> c(static_cast<std::size_t>(rc.rows * stride), -9.0f), s(c.size(), -9.0f);
+      fill_table<float>(f, position_range{rc.begin, rc.begin + rc.rows}, {c.data(), rc.rows, n, stride},
+                        {s.data(), rc.rows, n, stride});
+      for (std::int64_t r = 0; r < rc.rows; ++r) {
+        const std::int64_t p = rc.begin + r;
+        detail::table_row_scalar(f, p, cr.data(), sr.data(), angle_precision::exact);
+        for (int i = 0; i < n; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          const auto at = static_cast<std::size_t>(r * stride + i);
+          const long double a = static_cast<long double>(p) * static_cast<long double>(f.frequency(p, i));
+          // The scalar reference rounds the angle p * f to double (|error| <= 2^-53 |a|);
+          // the recurrence does not, so near a zero of cos/sin the two may differ by more
+          // than 1 ulp of the (tiny) value: bound the difference by 1 ulp + 2^-51 |a| att.
+          const double slack = std::ldexp(static_cast<double>(a), -51) * f.attention_factor();
+          auto excess = [&](float ref, float got) {
+            const double spacing = std::nextafter(std::abs(ref), 1e30f) - std::abs(ref);
+            return std::abs(static_cast<double>(ref) - got) - spacing - slack;
+          };
+          if (excess(cr[k], c[at]) > 0 || excess(sr[k], s[at]) > 0) ++outside;
+          const long double att = f.attention_factor();
+          worst_abs = std::max(worst_abs, static_cast<double>(std::abs(att * std::cos(a) - c[at])));
+          worst_abs = std::max(worst_abs, static_cast<double>(std::abs(att * std::sin(a) - s[at])));
+        }
+        for (std::ptrdiff_t i = n; i < stride; ++i) {  // row padding untouched
+          CHECK(c[static_cast<std::size_t>(r * stride + i)] == -9.0f);
+        }
+      }
+    }
+  }
+  CHECK(outside == 0);  // values beyond 1 ulp + the angle-rounding slack
+  CHECK(worst_abs <= 2e-7);
 }
 
 namespace {
