@@ -255,6 +255,8 @@ TEST_CASE("bad command lines exit non-zero with one line naming the problem", "[
       {{"table", "--config", cfg, "--positions", "1.5"}, "--positions: expected an integer, got '1.5'"},
       {{"table", "--config", cfg, "--positions", "abc"}, "--positions: expected an integer, got 'abc'"},
       {{"table", "--config", cfg, "--positions", "0:100000000"}, "--positions: range 0:100000000 has more than"},
+      {{"table", "--config", cfg, "--positions", "0:65537"}, "--positions: range 0:65537 has more than 65536"},
+      {{"table", "--config", cfg, "--positions", "0:40000,0:40000"}, "--positions: more than 65536 positions"},
       {{"table", "--config", cfg, "--positions", "35184372088832"}, "exceeds the supported maximum 2^45 - 1"},
       {{"table", "--config", cfg, "--positions", "0", "--precision", "half"}, "--precision: expected exact or float32"},
       {{"table", "--config", cfg, "--positions", "0", "--dtype", "int"}, "--dtype: expected float or double"},

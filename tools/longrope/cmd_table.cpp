@@ -19,7 +19,7 @@
 namespace longrope_cli {
 
 namespace {
-constexpr std::size_t kMaxPositions = 1 << 20;
+constexpr std::size_t kMaxPositions = std::size_t{1} << 16;  // ~100 values each: keeps the JSON output below ~150 MB
 
 const char* const kTableHelp =
     "usage: longrope table --config FILE --positions LIST [--seq-len N] [--n-hat K]\n"
@@ -30,7 +30,7 @@ const char* const kTableHelp =
     "\n"
     "  --config FILE     a transformers config.json (rope_scaling or rope_parameters)\n"
     "  --positions LIST  comma-separated integers >= 0 and half-open ranges a:b\n"
-    "                    (4095:4097 is 4095,4096); at most 1048576 positions\n"
+    "                    (4095:4097 is 4095,4096); at most 65536 positions\n"
     "  --seq-len N       sequence length: LongRoPE long factors iff N > original length\n"
     "                    (default: short factors, as transformers at start-up)\n"
     "  --n-hat K         start-token cutoff, overrides the config's n_hat (default: config, else 0)\n"
