@@ -144,3 +144,41 @@ TEST_CASE("float32 mode drifts with position where exact mode does not", "[golde
     CHECK(max_table_error<float>(f, c, angle_precision::exact, "cos", "sin") <= 2e-7);
   }
 }
+
+TEST_CASE("range tables (fill_table over a position_range) are within 2e-7 of the mpmath truth", "[golden][acceptance]") {
+  // The range overload may use a different algorithm (recurrences between
+  // exact restarts); it is checked on its own, over whole ranges and over
+  // ranges starting at an odd offset.
+  const auto& cases = golden().at("range_cases");
+  REQUIRE(cases.size() >= 2);
+  for (const auto& c : cases) {
+    INFO("case " << c.at("name").get<std::string>());
+    const rope_frequencies f(load_rope_config(config_path(c)), {c.at("seq_len").get<std::int64_t>()});
+    const int n = f.pairs();
+    for (const auto& r : c.at("ranges")) {
+      const auto b = r.at("begin").get<std::int64_t>(), e = r.at("end").get<std::int64_t>();
+      for (std::int64_t skip : {std::int64_t{0}, std::int64_t{7}}) {
+        INFO("range [" << b + skip << ", " << e << ")");
+        const auto rows = static_cast<std::ptrdiff_t>(e - b - skip);
+        std::vector<float> cf(static_cast<std::size_t>(rows * n)), sf(cf.size());
+        std::vector<double> cd(cf.size()), sd(cf.size());
+        fill_table<float>(f, position_range{b + skip, e}, {cf.data(), rows, n}, {sf.data(), rows, n});
+        fill_table<double>(f, position_range{b + skip, e}, {cd.data(), rows, n}, {sd.data(), rows, n});
+        double worst_f = 0, worst_d = 0;
+        for (std::ptrdiff_t row = 0; row < rows; ++row) {
+          const auto& wc = r.at("cos").at(static_cast<std::size_t>(row + skip));
+          const auto& ws = r.at("sin").at(static_cast<std::size_t>(row + skip));
+          for (int i = 0; i < n; ++i) {
+            const auto k = static_cast<std::size_t>(row * n + i);
+            const double tc = wc.at(static_cast<std::size_t>(i)).get<double>();
+            const double ts = ws.at(static_cast<std::size_t>(i)).get<double>();
+            worst_f = std::max({worst_f, std::abs(static_cast<double>(cf[k]) - tc), std::abs(static_cast<double>(sf[k]) - ts)});
+            worst_d = std::max({worst_d, std::abs(cd[k] - tc), std::abs(sd[k] - ts)});
+          }
+        }
+        CHECK(worst_f <= 2e-7);
+        CHECK(worst_d <= 1e-8);
+      }
+    }
+  }
+}

@@ -18,6 +18,8 @@ Output: tests/data/golden.json with, per case (config, seq_len):
   cos_f32, sin_f32                                      -- float32 mode: the angle
       float32(float32(inv_freq_i) * float32(p)) as torch forms it, then exact cos/sin times
       float32(attention_factor); the C++ float32 mode adds one float cos/sin rounding to this.
+and range_cases: exact cos/sin over contiguous position ranges (crossing n_hat,
+around 4096, 131072, 2^21 and up to 2^24 - 1) for fill_table's range overload.
 """
 import argparse
 import json
@@ -220,6 +222,33 @@ def make_case(fname, seq_len):
     }
 
 
+# Contiguous position ranges (begin, end) for fill_table's range overload, which
+# may use a different algorithm (recurrences between exact restarts) than the
+# position-list overload: exact-mode cos/sin only.
+RANGE_CASES = [
+    ("phi-3.5-mini-instruct.json", 131072,
+     [(0, 40), (4080, 4120), (131050, 131090), (2**24 - 40, 2**24)]),
+    ("longrope-nhat-partial.json", 65536, [(0, 40), (2**21 - 20, 2**21 + 20)]),
+]
+
+
+def make_range_case(fname, seq_len, ranges):
+    with open(os.path.join(CONFIGS, fname)) as f:
+        cfg = json.load(f)
+    r = resolve(cfg)
+    inv, th, att, fset, n_hat = frequencies(r, seq_len)
+    out = []
+    for b, e in ranges:
+        cos, sin = [], []
+        for p in range(b, e):
+            freqs = [th[i] if p < n_hat else inv[i] for i in range(len(inv))]
+            cos.append([float(att * mp.cos(p * f)) for f in freqs])
+            sin.append([float(att * mp.sin(p * f)) for f in freqs])
+        out.append({"begin": b, "end": e, "cos": cos, "sin": sin})
+    return {"name": os.path.splitext(fname)[0] + "@%d" % seq_len, "config": "configs/" + fname,
+            "seq_len": seq_len, "ranges": out}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="compare with the checked-in file instead of writing it")
@@ -228,10 +257,11 @@ def main():
     doc = {
         "generator": "scripts/reference/gen_golden.py (mpmath, %d digits; independent of the C++ code)" % mp.mp.dps,
         "cases": [make_case(f, s) for f, s in CASES],
+        "range_cases": [make_range_case(f, s, r) for f, s, r in RANGE_CASES],
     }
     text = json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
     # One case per line keeps diffs readable.
-    text = text.replace('{"name"', '\n{"name"')
+    text = text.replace('{"name"', '\n{"name"').replace('{"begin"', '\n{"begin"')
     if a.check:
         with open(a.out) as f:
             ok = f.read() == text
