@@ -612,3 +612,22 @@ TEST_CASE("run_parallel: one pool for the whole run, so per-thread state is buil
   CHECK(ids.size() <= 3);
   CHECK(setups.load() == static_cast<int>(ids.size()));  // not once per generation
 }
+
+TEST_CASE("to_rope_config: what a fitness evaluates for a candidate") {
+  auto t = make_target(4, 8.0, 4096);
+  t.rope.base = 500000.0;
+  t.rope.layout = pair_layout::interleaved;
+  const search_point p{{1.0, 2.0, 4.0, 8.0}, 4};
+  const auto cfg = to_rope_config(t, p);
+  CHECK(cfg.type == rope_type::longrope);
+  CHECK(cfg.base == 500000.0);
+  CHECK(cfg.layout == pair_layout::interleaved);
+  CHECK(cfg.max_position_embeddings == 32768);
+  CHECK(cfg.longrope.original_max_position == 4096);
+  CHECK(cfg.n_hat == 4);
+  // At the target length (either policy) the frequencies use exactly these factors.
+  const rope_frequencies f(cfg, {32768});
+  CHECK(f.rescale_factors() == p.factors);
+  CHECK(f.attention_factor() == Approx(std::sqrt(1.0 + std::log(8.0) / std::log(4096.0))));
+  CHECK_THROWS_WITH(to_rope_config(t, search_point{{1.0}, 0}), Catch::Contains("longrope.config"));
+}

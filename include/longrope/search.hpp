@@ -251,6 +251,16 @@ struct search_point {
   std::int64_t n_hat = 0;
 };
 
+/// The rope_config a fitness evaluates for point p: target.rope's geometry,
+/// type longrope with short_factor = long_factor = p.factors (so either
+/// factor-set policy uses them), original_max_position = L0,
+/// max_position_embeddings = target_length() (attention factor: transformers'
+/// default sqrt(1 + ln s / ln L0); set longrope.attention_factor on the result
+/// to evaluate without it, as the LongRoPE paper's LLaMA2 runs did), n_hat =
+/// p.n_hat. Validated: throws longrope::error ("longrope.config") on a wrong
+/// factor count. O(pairs).
+rope_config to_rope_config(const search_target& target, const search_point& p);
+
 /// A validated search space: the grid, its bounds, the n_hat values. Immutable
 /// and thread-safe after construction.
 class search_space {
@@ -730,6 +740,22 @@ inline void search_target::validate() const {
   if (!std::isfinite(scale) || !(scale > 0.0)) {
     detail::search_fail("target.scale: must be finite and > 0, got " + std::to_string(scale));
   }
+}
+
+inline rope_config to_rope_config(const search_target& target, const search_point& p) {
+  rope_config c;
+  c.head_dim = target.rope.head_dim;
+  c.rotary_dim = target.rope.rotary_dim;
+  c.base = target.rope.base;
+  c.layout = target.rope.layout;
+  c.type = rope_type::longrope;
+  c.longrope.short_factor = p.factors;
+  c.longrope.long_factor = p.factors;
+  c.longrope.original_max_position = target.original_length;
+  c.max_position_embeddings = target.target_length();
+  c.n_hat = p.n_hat;
+  c.validate();
+  return c;
 }
 
 inline search_space_config default_space_config(const search_target& target) {
