@@ -4,7 +4,7 @@
 #error "longrope/detail/rotate_simd.hpp is internal: include <longrope/rotate.hpp> or <longrope/longrope.hpp>"
 #endif
 
-// Vector kernels of the rotation (AVX-512 / AVX2, float arithmetic for float,
+// Vector kernels of the rotation (AVX-512 / AVX2 / NEON, float arithmetic for float,
 // Eigen::half and Eigen::bfloat16 storage; double storage uses the scalar
 // reference). Selected in simd.hpp; without a vector ISA every entry point
 // here forwards to the scalar reference.
@@ -16,7 +16,7 @@
 //   interleaved  o[j] = x[j] D[j] + x[j^1] E[j] with D = (c0 c0 c1 c1 ...),
 //                E = (-s0 s0 -s1 s1 ...): one in-lane swap per vector.
 // Tails run the same kernel on masked lanes (AVX-512) or on a zero-padded stack
-// copy (AVX2). The arithmetic is the scalar reference's up to fma contraction,
+// copy (AVX2, NEON). The arithmetic is the scalar reference's up to fma contraction,
 // so results differ from it by at most 1 ulp of float before the store (and
 // then by at most 1 ulp of the storage type).
 
@@ -233,6 +233,97 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
 }
 
 }  // namespace avx2
+#elif defined(LONGROPE_SIMD_NEON)
+inline namespace neon {
+
+struct vf {
+  static constexpr int width = 4;
+  using reg = float32x4_t;
+  static reg load(const float* p) noexcept { return vld1q_f32(p); }
+  static reg load(const Eigen::half* p) noexcept {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))));
+  }
+  static reg load(const Eigen::bfloat16* p) noexcept {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p)), 16));
+  }
+  static void store(float* p, reg v) noexcept { vst1q_f32(p, v); }
+  static void store(Eigen::half* p, reg v) noexcept {
+    // FPCR's default rounding: to nearest even, as Eigen::half(float).
+    vst1_u16(reinterpret_cast<std::uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(v)));
+  }
+  static void store(Eigen::bfloat16* p, reg v) noexcept {
+    // Round to nearest even as Eigen::bfloat16(float); NaNs stay (quiet) NaNs.
+    const uint32x4_t u = vreinterpretq_u32_f32(v);
+    const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    const uint32x4_t r = vshrq_n_u32(vaddq_u32(vaddq_u32(u, vdupq_n_u32(0x7fff)), lsb), 16);
+    const uint32x4_t qnan = vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40));
+    const uint32x4_t is_num = vceqq_f32(v, v);
+    vst1_u16(reinterpret_cast<std::uint16_t*>(p), vmovn_u32(vbslq_u32(is_num, r, qnan)));
+  }
+  static reg swap_pairs(reg v) noexcept { return vrev64q_f32(v); }
+};
+
+template <class T>
+inline void half_split4(const T* x0p, const T* x1p, T* o0p, T* o1p, const float* c, const float* s) noexcept {
+  const float32x4_t x0 = vf::load(x0p);
+  const float32x4_t x1 = vf::load(x1p);
+  const float32x4_t vc = vld1q_f32(c);
+  const float32x4_t vs = vld1q_f32(s);
+  vf::store(o0p, vfmsq_f32(vmulq_f32(x0, vc), x1, vs));
+  vf::store(o1p, vfmaq_f32(vmulq_f32(x1, vc), x0, vs));
+}
+
+template <class T>
+inline void rotate_half_split(const T* in, T* out, const float* c, const float* s, int n) noexcept {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) half_split4(in + i, in + n + i, out + i, out + n + i, c + i, s + i);
+  if (i < n) {
+    // Tail: the same kernel on zero-padded copies.
+    T x0[4] = {};
+    T x1[4] = {};
+    float cb[4] = {};
+    float sb[4] = {};
+    const int left = n - i;
+    for (int j = 0; j < left; ++j) {
+      x0[j] = in[i + j];
+      x1[j] = in[n + i + j];
+      cb[j] = c[i + j];
+      sb[j] = s[i + j];
+    }
+    half_split4(x0, x1, x0, x1, cb, sb);
+    for (int j = 0; j < left; ++j) {
+      out[i + j] = x0[j];
+      out[n + i + j] = x1[j];
+    }
+  }
+}
+
+template <class T>
+inline void interleaved4(const T* in, T* out, const float* d, const float* e) noexcept {
+  const float32x4_t x = vf::load(in);
+  vf::store(out, vfmaq_f32(vmulq_f32(x, vld1q_f32(d)), vf::swap_pairs(x), vld1q_f32(e)));
+}
+
+template <class T>
+inline void rotate_interleaved(const T* in, T* out, const float* d, const float* e, int n2) noexcept {
+  int j = 0;
+  for (; j + 4 <= n2; j += 4) interleaved4(in + j, out + j, d + j, e + j);
+  if (j < n2) {
+    T xb[4] = {};
+    float db[4] = {};
+    float eb[4] = {};
+    const int left = n2 - j;
+    for (int k = 0; k < left; ++k) {
+      xb[k] = in[j + k];
+      db[k] = d[j + k];
+      eb[k] = e[j + k];
+    }
+    interleaved4(xb, xb, db, eb);
+    for (int k = 0; k < left; ++k) out[j + k] = xb[k];
+  }
+}
+
+}  // namespace neon
 #endif
 
 #if defined(LONGROPE_SIMD_ANY)

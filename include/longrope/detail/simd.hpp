@@ -10,7 +10,8 @@
 // Selection (from the compiler's target flags; LONGROPE_FORCE_SCALAR wins):
 //   LONGROPE_SIMD_AVX512  AVX-512 F+BW+VL+DQ: 16 float / 8 double lanes, masked tails
 //   LONGROPE_SIMD_AVX2    AVX2+FMA+F16C: 8 float / 4 double lanes, tails through a stack buffer
-//   neither               the scalar reference (also on ARM: no NEON kernel yet)
+//   LONGROPE_SIMD_NEON    AArch64 NEON: 4 float / 2 double lanes, tails through a stack buffer
+//   none of them          the scalar reference
 //
 // Every ISA-specific entity lives in an inline namespace named after the ISA,
 // so translation units compiled for different ISAs do not merge different
@@ -41,12 +42,19 @@
 #define LONGROPE_SIMD_AVX2 1
 #define LONGROPE_SIMD_NAME "avx2"
 #define LONGROPE_SIMD_NS avx2
+#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
+#define LONGROPE_SIMD_NEON 1
+#define LONGROPE_SIMD_NAME "neon"
+#define LONGROPE_SIMD_NS neon
 #else
 #define LONGROPE_SIMD_NAME "scalar"
 #endif
 
 #if defined(LONGROPE_SIMD_AVX512) || defined(LONGROPE_SIMD_AVX2)
 #include <immintrin.h>
+#define LONGROPE_SIMD_ANY 1
+#elif defined(LONGROPE_SIMD_NEON)
+#include <arm_neon.h>
 #define LONGROPE_SIMD_ANY 1
 #endif
 
@@ -274,6 +282,108 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 }
 
 }  // namespace avx2
+#elif defined(LONGROPE_SIMD_NEON)
+inline namespace neon {
+
+/// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
+inline void sincos_pd(float64x2_t a, float64x2_t& vs, float64x2_t& vc) noexcept {
+  const float64x2_t magic = vdupq_n_f64(kRoundMagic);
+  const float64x2_t t = vfmaq_f64(magic, a, vdupq_n_f64(kTwoOverPi));
+  const float64x2_t k = vsubq_f64(t, magic);
+  const uint64x2_t q = vreinterpretq_u64_f64(t);
+  float64x2_t r = vfmsq_f64(a, k, vdupq_n_f64(kPio2Hi));
+  r = vfmsq_f64(r, k, vdupq_n_f64(kPio2Lo));
+  const float64x2_t z = vmulq_f64(r, r);
+  float64x2_t ps = vfmaq_f64(vdupq_n_f64(kS5), z, vdupq_n_f64(kS6));
+  ps = vfmaq_f64(vdupq_n_f64(kS4), z, ps);
+  ps = vfmaq_f64(vdupq_n_f64(kS3), z, ps);
+  ps = vfmaq_f64(vdupq_n_f64(kS2), z, ps);
+  ps = vfmaq_f64(vdupq_n_f64(kS1), z, ps);
+  const float64x2_t sn = vfmaq_f64(r, vmulq_f64(z, r), ps);
+  float64x2_t pc = vfmaq_f64(vdupq_n_f64(kC5), z, vdupq_n_f64(kC6));
+  pc = vfmaq_f64(vdupq_n_f64(kC4), z, pc);
+  pc = vfmaq_f64(vdupq_n_f64(kC3), z, pc);
+  pc = vfmaq_f64(vdupq_n_f64(kC2), z, pc);
+  pc = vfmaq_f64(vdupq_n_f64(kC1), z, pc);
+  const float64x2_t cs = vfmaq_f64(vfmsq_f64(vdupq_n_f64(1.0), z, vdupq_n_f64(0.5)), vmulq_f64(z, z), pc);
+  const uint64x2_t one = vdupq_n_u64(1);
+  const uint64x2_t two = vdupq_n_u64(2);
+  const uint64x2_t swap = vceqq_u64(vandq_u64(q, one), one);
+  // Sign bits: bit 1 of k (sin) and of k + 1 (cos), moved to bit 63.
+  const uint64x2_t ssign = vshlq_n_u64(vandq_u64(q, two), 62);
+  const uint64x2_t csign = vshlq_n_u64(vandq_u64(vaddq_u64(q, one), two), 62);
+  vs = vreinterpretq_f64_u64(veorq_u64(vreinterpretq_u64_f64(vbslq_f64(swap, cs, sn)), ssign));
+  vc = vreinterpretq_f64_u64(veorq_u64(vreinterpretq_u64_f64(vbslq_f64(swap, sn, cs)), csign));
+}
+
+// Two lanes of freq (the second 0 past n).
+inline float64x2_t load_freq2(const double* freq, int left) noexcept {
+  return left >= 2 ? vld1q_f64(freq) : vsetq_lane_f64(freq[0], vdupq_n_f64(0.0), 0);
+}
+inline void store2(float* p, float64x2_t v, int left) noexcept {
+  const float32x2_t f = vcvt_f32_f64(v);
+  if (left >= 2) {
+    vst1_f32(p, f);
+  } else {
+    vst1_lane_f32(p, f, 0);
+  }
+}
+
+/// c[i] = float(att * cos(p * freq[i])), s[i] = float(att * sin(p * freq[i])), i < n.
+inline void sincos_scaled(const double* freq, double p, double att, int n, float* c, float* s) noexcept {
+  const float64x2_t vp = vdupq_n_f64(p);
+  const float64x2_t vatt = vdupq_n_f64(att);
+  for (int i = 0; i < n; i += 2) {
+    const int left = n - i;
+    float64x2_t vs;
+    float64x2_t vc;
+    sincos_pd(vmulq_f64(vp, load_freq2(freq + i, left)), vs, vc);
+    store2(s + i, vmulq_f64(vs, vatt), left);
+    store2(c + i, vmulq_f64(vc, vatt), left);
+  }
+}
+
+/// See the AVX-512 fill_range_scaled.
+inline constexpr std::int64_t kRecurrenceRows = 32;
+
+inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t rows, double att, int n, float* c,
+                              std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
+  alignas(16) double stepc[512];
+  alignas(16) double steps[512];
+  const float64x2_t vatt = vdupq_n_f64(att);
+  for (int i = 0; i < n; i += 2) {
+    float64x2_t vs;
+    float64x2_t vc;
+    sincos_pd(load_freq2(freq + i, n - i), vs, vc);
+    vst1q_f64(steps + i, vs);
+    vst1q_f64(stepc + i, vc);
+  }
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kRecurrenceRows) {
+    const std::int64_t r1 = rows - r0 < kRecurrenceRows ? rows : r0 + kRecurrenceRows;
+    const float64x2_t vp = vdupq_n_f64(static_cast<double>(p0 + r0));
+    for (int i = 0; i < n; i += 2) {
+      const int left = n - i;
+      const float64x2_t fc = vld1q_f64(stepc + i);
+      const float64x2_t fs = vld1q_f64(steps + i);
+      float64x2_t vs;
+      float64x2_t vc;
+      sincos_pd(vmulq_f64(vp, load_freq2(freq + i, left)), vs, vc);
+      vs = vmulq_f64(vs, vatt);
+      vc = vmulq_f64(vc, vatt);
+      float* cr = c + r0 * cs + i;
+      float* sr = s + r0 * ss + i;
+      for (std::int64_t r = r0; r < r1; ++r, cr += cs, sr += ss) {
+        store2(cr, vc, left);
+        store2(sr, vs, left);
+        const float64x2_t nc = vfmsq_f64(vmulq_f64(vc, fc), vs, fs);
+        vs = vfmaq_f64(vmulq_f64(vc, fs), vs, fc);
+        vc = nc;
+      }
+    }
+  }
+}
+
+}  // namespace neon
 #endif
 
 }  // namespace longrope::detail
