@@ -31,6 +31,9 @@ struct extension_options {
   bool search_n_hat = true;             ///< search n_hat over the paper's set (else n_hat = 0).
   double lambda_max = 0.0;              ///< grid top; 0: the paper's 1.25 s.
   std::optional<double> attention_factor;  ///< applied to every candidate (default 1).
+  /// Extra seeds after PI, NTK and YaRN, e.g. the factors found for a shorter
+  /// target (the paper's progressive extension); snapped onto the grid.
+  std::vector<longrope::search_point> seeds;
 };
 
 /// Perplexities of the baselines at the target context on the search windows.
@@ -91,7 +94,9 @@ extension_result search_factors(const transformer<T>& model, const std::vector<s
   if (opt.lambda_max > 0.0) sc.lambda_max = opt.lambda_max;
   sc.search_n_hat = opt.search_n_hat;
   const longrope::search_space space(sc);
-  longrope::evolutionary_search search(space, opt.search, target, longrope::search_seeds{});
+  longrope::search_seeds seeds;
+  seeds.user = opt.seeds;
+  longrope::evolutionary_search search(space, opt.search, target, seeds);
   auto fitness = [&](const std::vector<longrope::search_point>& pts) {
     std::vector<longrope::rope_frequencies> fs;
     fs.reserve(pts.size());

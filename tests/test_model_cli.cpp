@@ -1,0 +1,191 @@
+// The model subcommands of the `longrope` binary (LONGROPE_CLI_PATH): bad
+// command lines and files exit 1 with one line on stderr naming the problem
+// (always runs); with stories260K from ../shared: `generate` reproduces the
+// published text, `eval` matches the float64 reference, `search` and `passkey`
+// print the documented JSON. POSIX only (std::system with redirections).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "catch.hpp"
+#include "shared_data.hpp"
+
+using nlohmann::json;
+
+namespace {
+
+struct result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+result run(const std::vector<std::string>& args) {
+  static int counter = 0;
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto out = dir / ("longrope_test_model_cli_out_" + std::to_string(++counter));
+  const auto err = dir / ("longrope_test_model_cli_err_" + std::to_string(counter));
+  std::string cmd = quote(LONGROPE_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
+  result r;
+  const int st = std::system(cmd.c_str());
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  return r;
+}
+
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
+struct files {
+  std::string model, tok, text;
+  bool ok = false;
+};
+
+files shared() {
+  files f;
+  const auto m = longrope_test::shared_file("models/stories260K/stories260K.bin");
+  const auto t = longrope_test::shared_file("models/stories260K/tok512.bin");
+  const auto x = longrope_test::shared_file("data/tinystories/valid_head.txt");
+  if (m.empty() || t.empty() || x.empty()) return f;
+  f = {m.string(), t.string(), x.string(), true};
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("model commands reject bad input with one line on stderr", "[model][cli]") {
+  const auto tmp = std::filesystem::temp_directory_path() / "longrope_test_model_cli_bad.bin";
+  {
+    std::ofstream(tmp, std::ios::binary) << "not a checkpoint at all, far too short";
+  }
+  struct bad {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<bad> cases = {
+      {{"eval", "--tokenizer", "t", "--text", "x", "--context", "64"}, "missing required option --model"},
+      {{"eval", "--model", tmp.string(), "--tokenizer", "t", "--text", "x", "--context", "1"}, "--context: must be >= 2"},
+      {{"eval", "--model", tmp.string(), "--tokenizer", "t", "--text", "x", "--context", "64"}, "corrupt header"},
+      {{"eval", "--model", "/nonexistent.bin", "--tokenizer", "t", "--text", "x", "--context", "64"}, "cannot open"},
+      {{"eval", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--method", "rope"},
+       "expected none, pi, ntk, yarn or longrope"},
+      {{"eval", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--method", "longrope"},
+       "--method longrope needs --factors"},
+      {{"eval", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--factors", "1,x"},
+       "--factors: expected a finite number"},
+      {{"eval", "--model", "m", "--tokenizer", "t", "--context", "64", "--bogus"}, "unknown option '--bogus'"},
+      {{"generate", "--model", "m", "--tokenizer", "t", "--temperature", "-1"}, "--temperature: must be >= 0"},
+      {{"search", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--population", "0"},
+       "--population: must be in [1, 1000000]"},
+      {{"passkey", "--model", "m", "--tokenizer", "t", "--context", "64", "--trials", "0"}, "--trials: must be in"},
+  };
+  for (const auto& c : cases) {
+    const result r = run(c.args);
+    INFO(c.args.front() << " -> " << r.err);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find(c.expect) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  std::filesystem::remove(tmp);
+  for (const char* cmd : {"eval", "generate", "search", "passkey"}) {
+    const result h = run({cmd, "--help"});
+    CHECK(h.status == 0);
+    CHECK(h.out.find("usage: longrope") == 0);
+  }
+}
+
+TEST_CASE("model commands on stories260K", "[model][cli][stories]") {
+  const files f = shared();
+  if (!f.ok) {
+    WARN("skipped: stories260K or valid_head.txt not found (../shared or $LONGROPE_SHARED_DIR)");
+    return;
+  }
+  {
+    const result r = run({"generate", "--model", f.model, "--tokenizer", f.tok, "--steps", "60"});
+    REQUIRE(r.status == 0);
+    CHECK(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", 0) == 0);
+  }
+  {
+    // The float64 reference's first case: context 512, 2 windows, 4.1397526152295585.
+    const result r = run({"eval", "--model", f.model, "--tokenizer", f.tok, "--text", f.text, "--context", "512",
+                          "--windows", "2", "--threads", "2"});
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(std::abs(j.at("perplexity").get<double>() / 4.1397526152295585 - 1.0) < 1e-4);
+    CHECK(j.at("tokens_scored") == 1022);
+    CHECK(j.at("windows") == 2);
+    CHECK(j.at("method") == "none");
+    CHECK(j.at("factors") == json::array({1.0, 1.0, 1.0, 1.0}));
+    CHECK(j.at("n_hat") == 0);
+    CHECK(j.at("attention_factor") == 1.0);
+  }
+  {
+    // --tokens: the same stream as ids. Too few tokens for one window is an error.
+    const auto tmp = std::filesystem::temp_directory_path() / "longrope_test_model_cli_tokens.txt";
+    std::ofstream(tmp) << "403 407 261\n378";
+    const result r = run({"eval", "--model", f.model, "--tokenizer", f.tok, "--tokens", tmp.string(), "--context", "64"});
+    CHECK(r.status == 1);
+    CHECK(r.err.find("text too short") != std::string::npos);
+    std::ofstream(tmp) << "403 407 9999";
+    const result r2 = run({"eval", "--model", f.model, "--tokenizer", f.tok, "--tokens", tmp.string(), "--context", "4"});
+    CHECK(r2.status == 1);
+    CHECK(r2.err.find("9999 outside [0, 512)") != std::string::npos);
+    std::filesystem::remove(tmp);
+  }
+  {
+    const auto out = std::filesystem::temp_directory_path() / "longrope_test_model_cli_search.json";
+    const result r = run({"search", "--model", f.model, "--tokenizer", f.tok, "--text", f.text, "--context", "1024",
+                          "--windows", "1", "--population", "4", "--mutations", "2", "--crossovers", "2", "--topk",
+                          "2", "--iterations", "1", "--threads", "2", "--out", out.string()});
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(json::parse(slurp(out)) == j);
+    for (const char* k : {"rescale_factors", "n_hat", "attention_factor", "perplexity", "baselines", "evaluations",
+                          "seconds", "rope_scaling"}) {
+      CHECK(j.contains(k));
+    }
+    CHECK(j.at("rescale_factors").size() == 4);
+    CHECK(j.at("perplexity").get<double>() <= j.at("baselines").at("pi").get<double>());
+    CHECK(j.at("rope_scaling").at("rope_type") == "longrope");
+    CHECK(r.err.find("search: generation 1/1") != std::string::npos);
+    std::filesystem::remove(out);
+  }
+  {
+    const result r = run({"passkey", "--model", f.model, "--tokenizer", f.tok, "--context", "256", "--trials", "2"});
+    REQUIRE(r.status == 0);
+    const json j = json::parse(r.out);
+    CHECK(j.at("trials") == 2);
+    CHECK(j.at("results").size() == 2);
+    CHECK(j.at("accuracy").get<double>() >= 0.0);
+  }
+}
