@@ -27,13 +27,23 @@
 /// load and rounded to nearest-even on store.
 ///
 /// Paths. Table-free: the angle p * f_i(p) is formed in double (exact integer
-/// times double frequency), reduced mod 2 pi in double, then cos/sin are
+/// times double frequency), reduced in double (mod 2 pi in the scalar reference,
+/// mod pi/2 in the vector kernels), then cos/sin are
 /// evaluated once per token and shared by every head (and by q and k in
 /// rotate_qk). With a table: rows of a rope_table written by fill_table.
-/// The vector kernels (AVX-512, AVX2; selected at compile time from the target
-/// flags, LONGROPE_FORCE_SCALAR selects the scalar reference) agree with the
-/// scalar reference to within the bounds documented in docs/performance.md and
-/// checked by tests/test_rotate.cpp.
+/// The vector kernels (AVX-512, AVX2, NEON; selected at compile time from the
+/// target flags, LONGROPE_FORCE_SCALAR selects the scalar reference) agree with
+/// the scalar reference to within the bounds documented in docs/performance.md
+/// and checked by tests/test_rotate.cpp: per output channel of a pair (x0, x1),
+/// 1e-6 (|x0| + |x1|) max(att, 1) plus one ulp of the storage type. Compile
+/// every translation unit that calls longrope with the same ISA flags.
+///
+/// Example (prefill of one layer, token-major q and k, positions 0..n-1):
+///
+///     std::vector<std::int64_t> pos(n);  std::iota(pos.begin(), pos.end(), 0);
+///     longrope::rotate_qk(freqs, longrope::token_major(q, 1, n, n_q_heads, head_dim),
+///                         longrope::token_major(k, 1, n, n_kv_heads, head_dim),
+///                         {pos.data(), 0}, {0, n});
 ///
 /// Threading: every function takes a token_range applied to every batch row;
 /// calls on disjoint token ranges (or disjoint views) touch disjoint memory and
