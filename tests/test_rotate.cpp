@@ -572,6 +572,13 @@ TEST_CASE("table path equals table-free; rotate_qk equals separate calls; split 
   std::vector<float> qo2(q.data.size());
   rotate<float>(f, table, q.view, token_major(qo2.data(), 1, T, 4, 64), pv, {0, T});
   CHECK(qo2 == q2.data);
+  // A table with padded rows (row_stride 40 > 32 pairs) gives the same result.
+  std::vector<float> pc(40 * 200, 5.0f), ps(pc.size(), 5.0f);
+  fill_table<float>(f, position_range{50, 250}, {pc.data(), 200, 32, 40}, {ps.data(), 200, 32, 40});
+  const rope_table padded{{pc.data(), 200, 32, 40}, {ps.data(), 200, 32, 40}, 50};
+  std::vector<float> qo3(q.data.size());
+  rotate<float>(f, padded, q.view, token_major(qo3.data(), 1, T, 4, 64), pv, {0, T});
+  CHECK(qo3 == q2.data);
 }
 
 namespace {
