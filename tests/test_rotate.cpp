@@ -333,6 +333,20 @@ TEST_CASE("fill_table over a position range (recurrence) matches the scalar refe
   }
   CHECK(outside == 0);  // values beyond 1 ulp + the angle-rounding slack
   CHECK(worst_abs <= 2e-7);
+
+  // More than 512 pairs: the range path falls back to one exact row at a time.
+  const auto wide = make_freqs(1200, 1200, pair_layout::half_split, 0);
+  std::vector<float> c(3 * 600), s(c.size()), cr(600), sr(600);
+  fill_table<float>(wide, position_range{99999, 100002}, {c.data(), 3, 600}, {s.data(), 3, 600});
+  int wide_worst = 0;
+  for (int r = 0; r < 3; ++r) {
+    detail::table_row_scalar(wide, 99999 + r, cr.data(), sr.data(), angle_precision::exact);
+    for (std::size_t i = 0; i < 600; ++i) {
+      wide_worst = std::max(wide_worst, ulp_distance(cr[i], c[static_cast<std::size_t>(r) * 600 + i]));
+      wide_worst = std::max(wide_worst, ulp_distance(sr[i], s[static_cast<std::size_t>(r) * 600 + i]));
+    }
+  }
+  CHECK(wide_worst <= 1);
 }
 
 namespace {
