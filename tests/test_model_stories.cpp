@@ -74,6 +74,20 @@ std::uint64_t fnv1a64(const std::vector<int>& ids) {
   return h;
 }
 
+// Sanitizers slow Eigen's loops ~20x: under them only the smallest cases run
+// (the same code paths; the full comparison runs in every other build).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 #define REQUIRE_STORIES()                                                                  \
   const stories& S = load();                                                               \
   if (!S.ok) {                                                                             \
@@ -146,6 +160,10 @@ TEST_CASE("perplexity agrees with the float64 reference within 1e-4", "[stories]
   const auto ref = reference();
   for (const auto& c : ref.at("perplexity")) {
     const auto context = c.at("context").get<std::int64_t>();
+    if (kSanitized && context > 512) {
+      WARN("sanitizer build: context " << context << " skipped (checked in the other builds)");
+      continue;
+    }
     scaling sc;
     sc.method = parse_scaling_method(c.at("method").get<std::string>());
     sc.factors = c.at("factors").get<std::vector<double>>();
@@ -176,11 +194,11 @@ TEST_CASE("a short search is reproducible and beats its seeds on its windows", "
   const auto windows = make_windows(stream, 1024, 1);
   extension_options opt;
   opt.context = 1024;
-  opt.search.population = 6;
-  opt.search.mutations = 3;
-  opt.search.crossovers = 3;
+  opt.search.population = kSanitized ? 4 : 6;
+  opt.search.mutations = kSanitized ? 2 : 3;
+  opt.search.crossovers = kSanitized ? 2 : 3;
   opt.search.top_k = 3;
-  opt.search.iterations = 2;
+  opt.search.iterations = kSanitized ? 1 : 2;
   opt.search.seed = 5;
   opt.search.threads = 2;
   const auto a = search_factors(m, windows, opt);
@@ -199,5 +217,5 @@ TEST_CASE("a short search is reproducible and beats its seeds on its windows", "
   sc.n_hat = a.search.best.n_hat;
   const double again = evaluate_perplexity(m, windows, make_frequencies(S.ck.config, sc, 1024), 1).perplexity();
   CHECK(again == a.search.best_score);
-  CHECK(a.search.evaluations > 6);
+  CHECK(a.search.evaluations > opt.search.population);
 }
