@@ -627,6 +627,9 @@ TEST_CASE("argument errors are reported before any element is touched", "[rotate
   std::vector<std::int64_t> neg = pos;
   neg[6] = -1;  // batch row 1, token 2
   CHECK(error_id([&] { rotate(f, qv, positions_view{neg.data(), 4}, {0, 4}); }) == arg);
+  std::vector<std::int64_t> huge = pos;
+  huge[5] = std::int64_t{1} << 51;  // angle 2^51 rad for theta_0 = 1: past the reductions' range
+  CHECK(error_id([&] { rotate(f, qv, positions_view{huge.data(), 4}, {0, 4}); }) == arg);
   CHECK(error_id([&] { rotate_qk(f, qv, token_major(k.data(), 2, 3, 1, 12), pv, {0, 3}); }) == arg);  // tokens
   std::vector<float> out(q.size());
   CHECK(error_id([&] { rotate<float>(f, qv, token_major(out.data(), 2, 4, 2, 12), pv, {0, 4}); }) == arg);
