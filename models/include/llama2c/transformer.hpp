@@ -52,9 +52,10 @@ inline constexpr index_t kQueryBlock = 32;
 /// Keys per attention block: the block's keys and values (2 * head_size *
 /// kKeyBlock values) stay in L1 while every query row of the block uses them.
 inline constexpr index_t kKeyBlock = 256;
-/// Scores (and probability-weighted values) accumulated together: 64 lanes =
-/// 4 AVX-512 or 8 AVX2 registers of float, enough independent FMA chains to
-/// hide the FMA latency (a single dot product chain ran at a quarter of peak).
+/// Scores accumulated together in registers: 64 lanes = 4 AVX-512 or 8 AVX2
+/// registers of float, enough independent FMA chains to hide the FMA latency
+/// (one 16-lane chain ran at a quarter of the rate). Also the padding unit of
+/// the probability tile and of the cache capacity.
 inline constexpr index_t kScoreLanes = 64;
 /// Rows per feed-forward and classifier chunk (bounds the hidden/logit buffers).
 inline constexpr index_t kRowChunk = 512;
@@ -320,13 +321,14 @@ void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, c
     ws.x.noalias() += ws.att * ly.wo.transpose();
 
     rmsnorm(ws.x, ly.rms_ffn, ws.xb);
+    ws.hid.resize(std::min(kRowChunk, m), 2 * h);
     for (index_t r0 = 0; r0 < m; r0 += kRowChunk) {
       const index_t rows = std::min(kRowChunk, m - r0);
-      ws.hid.resize(rows, 2 * h);
-      ws.hid.noalias() = ws.xb.middleRows(r0, rows) * ly.w13.transpose();
-      auto a = ws.hid.leftCols(h).array();
-      a = a / (T(1) + (-a).exp()) * ws.hid.rightCols(h).array();  // silu(w1 x) * (w3 x)
-      ws.x.middleRows(r0, rows).noalias() += ws.hid.leftCols(h) * ly.w2.transpose();
+      auto hid = ws.hid.topRows(rows);
+      hid.noalias() = ws.xb.middleRows(r0, rows) * ly.w13.transpose();
+      auto a = hid.leftCols(h).array();
+      a = a / (T(1) + (-a).exp()) * hid.rightCols(h).array();  // silu(w1 x) * (w3 x)
+      ws.x.middleRows(r0, rows).noalias() += hid.leftCols(h) * ly.w2.transpose();
     }
   }
   rmsnorm(ws.x, rms_final_, ws.xb);
@@ -427,9 +429,11 @@ double transformer<T>::sequence_nll(const int* tokens, index_t n, const longrope
   cache.clear();
   forward(tokens, n, cache, f, ws);
   double total = 0.0;
+  const matrix_rm<T>& w = cfg_.shared_classifier ? emb_ : cls_;
+  ws.logits.resize(std::min(kRowChunk, n - 1), cfg_.vocab_size);
   for (index_t r0 = 0; r0 < n - 1; r0 += kRowChunk) {
     const index_t rows = std::min(kRowChunk, n - 1 - r0);
-    logits_rows(ws, r0, rows, ws.logits);
+    ws.logits.topRows(rows).noalias() = ws.xb.middleRows(r0, rows) * w.transpose();
     for (index_t i = 0; i < rows; ++i) {
       const auto row = ws.logits.row(i);
       const T mx = row.maxCoeff();
