@@ -104,6 +104,14 @@ class rope_frequencies {
     return static_cast<double>(position) * frequency(position, pair);
   }
 
+  /// The largest angle longrope reduces mod 2*pi exactly: 2^50 rad.
+  static constexpr double max_angle = 1125899906842624.0;
+  /// The largest position whose angles stay below max_angle for every pair
+  /// (about 1.1e15 for plain RoPE). Tables and rotations reject larger
+  /// positions with longrope::error ("longrope.argument") instead of returning
+  /// garbage. O(1): computed at construction.
+  std::int64_t max_position() const noexcept { return max_position_; }
+
  private:
   rope_config cfg_;
   std::vector<double> theta_;
@@ -111,6 +119,7 @@ class rope_frequencies {
   std::vector<double> rescale_;
   double attention_factor_ = 1.0;
   factor_set set_ = factor_set::none;
+  std::int64_t max_position_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -246,6 +255,11 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     const auto& lambda = set_ == factor_set::long_factors ? cfg_.longrope.long_factor : cfg_.longrope.short_factor;
     rescale_ = lambda;
   }
+  double max_freq = 0.0;
+  for (double v : theta_) max_freq = std::max(max_freq, v);
+  for (double v : inv_freq_) max_freq = std::max(max_freq, v);
+  // max_freq > 0 (validated positive inputs); the cap keeps the conversion defined.
+  max_position_ = static_cast<std::int64_t>(std::min(std::floor(max_angle / max_freq), 9.0e18));
 }
 
 }  // namespace longrope

@@ -16,7 +16,7 @@
 ///   angle_precision::exact   the angle is formed in double (exact integer p times
 ///     the double frequency), reduced mod 2*pi in double, then cos/sin. For float
 ///     output the error against the true value is below 2e-7 at every p < 2^24
-///     (tests/test_table.cpp checks this against an mpmath reference).
+///     (tests/test_golden.cpp and test_cli.cpp check this against an mpmath reference).
 ///     Float output is vectorised (AVX-512/AVX2, see detail/simd.hpp): reduction by
 ///     pi/2 in double, fdlibm polynomials in double, one rounding to float; for a
 ///     position_range, 31 of every 32 rows advance by the angle-addition
@@ -137,7 +137,7 @@ void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows
 
 /// Fills rows [0, n) of cos_out and sin_out for positions[0..n).
 /// Preconditions (checked, longrope::error "longrope.argument"): every position
-/// >= 0, outputs with >= n rows and >= pairs() columns. T is float or double.
+/// in [0, f.max_position()], outputs with >= n rows and >= pairs() columns. T is float or double.
 template <class T>
 void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::ptrdiff_t n,
                 matrix_view<T> cos_out, matrix_view<T> sin_out,
@@ -147,9 +147,9 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
   if (n > 0 && positions == nullptr) detail::argument_fail("fill_table: null positions");
   detail::check_table_args(f, n, cos_out, sin_out);
   for (std::ptrdiff_t r = 0; r < n; ++r) {
-    if (positions[r] < 0) {
+    if (positions[r] < 0 || positions[r] > f.max_position()) {
       detail::argument_fail("fill_table: position " + std::to_string(positions[r]) + " at index " +
-                            std::to_string(r) + " is negative");
+                            std::to_string(r) + (positions[r] < 0 ? " is negative" : " gives angles above 2^50 rad"));
     }
   }
   for (std::ptrdiff_t r = 0; r < n; ++r) {
@@ -158,13 +158,17 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
 }
 
 /// Fills rows [0, range.size()) for positions range.begin .. range.end-1.
-/// Preconditions (checked): range.begin >= 0, outputs large enough.
+/// Preconditions (checked): 0 <= range.begin, range.end - 1 <= f.max_position(),
+/// outputs large enough.
 template <class T>
 void fill_table(const rope_frequencies& f, position_range range, matrix_view<T> cos_out,
                 matrix_view<T> sin_out, angle_precision prec = angle_precision::exact) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fill_table: T must be float or double");
   if (range.begin < 0) detail::argument_fail("fill_table: range.begin is negative");
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(range.size());
+  if (n > 0 && range.end - 1 > f.max_position()) {
+    detail::argument_fail("fill_table: position " + std::to_string(range.end - 1) + " gives angles above 2^50 rad");
+  }
   detail::check_table_args(f, n, cos_out, sin_out);
   detail::table_range(f, range.begin, n, cos_out, sin_out, prec);
 }

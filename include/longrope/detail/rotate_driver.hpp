@@ -44,8 +44,6 @@ struct table_ref {
 
 enum class kernel_path { scalar, vector };
 
-/// Largest angle p * f_i the rotation accepts (2^50 rad).
-inline constexpr double kMaxAngle = 1125899906842624.0;
 #if defined(LONGROPE_FORCE_SCALAR)
 inline constexpr kernel_path default_kernel_path = kernel_path::scalar;
 #else
@@ -217,12 +215,9 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
   if (pos.data == nullptr) argument_fail(rot_msg(fn, "null positions"));
   if (pos.batch_stride < 0) argument_fail(rot_msg(fn, "positions.batch_stride is negative"));
   // Angles p * f_i must stay below 2^50 rad for the range reductions (scalar
-  // mod 2 pi, vector mod pi/2 with a 2^52 rounding constant) to be meaningful.
-  // The bound needs the largest frequency, so it is computed only once a
-  // position reaches 2^30 (keeping decode calls free of an O(pairs) scan);
-  // below 2^30 an angle past 2^50 would need a frequency above 2^20 rad per
-  // position, which no valid RoPE configuration produces in practice.
-  double max_position = -1.0;
+  // mod 2 pi, vector mod pi/2 with a 2^52 rounding constant) to be meaningful;
+  // rope_frequencies precomputes the matching position bound.
+  const std::int64_t max_position = f.max_position();
   for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
     for (std::ptrdiff_t t = tokens.begin; t < tokens.end; ++t) {
       const std::int64_t p = pos(b, t);
@@ -230,13 +225,7 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) + ", token " +
                                       std::to_string(t) + ") is negative"));
       }
-      if (p >= (std::int64_t{1} << 30) && max_position < 0.0) {
-        double max_freq = 0.0;
-        for (double v : f.theta()) max_freq = std::max(max_freq, v);
-        for (double v : f.inv_freq()) max_freq = std::max(max_freq, v);
-        max_position = kMaxAngle / std::max(max_freq, 1e-300);
-      }
-      if (max_position >= 0.0 && static_cast<double>(p) >= max_position) {
+      if (p > max_position) {
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) + ", token " +
                                       std::to_string(t) + ") gives angles above 2^50 rad"));
       }
