@@ -402,25 +402,7 @@ struct vector_head_kernel {
 
 /// double storage, or no vector ISA: the scalar reference.
 template <class T>
-struct scalar_fallback_kernel {
-  using C = compute_t<T>;
-  const C* c = nullptr;
-  const C* s = nullptr;
-  int n = 0;
-  pair_layout layout = pair_layout::half_split;
-  void prepare(const C* cc, const C* ss, int pairs, pair_layout lay) noexcept {
-    c = cc;
-    s = ss;
-    n = pairs;
-    layout = lay;
-  }
-  void apply_heads(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs, std::ptrdiff_t heads,
-                   std::ptrdiff_t head_dim) const noexcept {
-    for (std::ptrdiff_t h = 0; h < heads; ++h) {
-      rotate_head_scalar(in + h * in_hs, out + h * out_hs, c, s, n, layout, head_dim);
-    }
-  }
-};
+using scalar_fallback_kernel = scalar_head_kernel<T, compute_t<T>>;
 
 #if defined(LONGROPE_SIMD_ANY)
 template <class T>
