@@ -12,59 +12,21 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "run_cli.hpp"
 #include "shared_data.hpp"
 
 using nlohmann::json;
 
 namespace {
 
-struct result {
-  int status = -1;
-  std::string out, err;
-};
+using result = longrope_test::cli_result;
+using longrope_test::slurp;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// Runs the CLI with args (each quoted), capturing stdout, stderr and the exit code.
-result run(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const auto dir = std::filesystem::temp_directory_path();
-  const auto out = dir / ("longrope_test_cli_out_" + std::to_string(++counter));
-  const auto err = dir / ("longrope_test_cli_err_" + std::to_string(counter));
-  std::string cmd = quote(LONGROPE_CLI_PATH);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
-  result r;
-  const int st = std::system(cmd.c_str());
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::filesystem::remove(out);
-  std::filesystem::remove(err);
-  return r;
-}
+result run(const std::vector<std::string>& args) { return longrope_test::run_cli(args); }
 
 std::string data(const std::string& rel) { return (longrope_test::test_data_dir() / rel).string(); }
 
