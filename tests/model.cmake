@@ -10,3 +10,18 @@ if(TARGET longrope_cli)
   target_compile_definitions(test_model_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
   add_dependencies(test_model_cli longrope_cli)
 endif()
+
+# The main demo's smoke run (--quick: tiny searches, ~15 s at -O1): its output
+# must report every method and write the results and both pictures. Registered
+# only where ../shared has the model and the text, which the demo needs.
+if(TARGET demo)
+  if(EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/models/stories260K/stories260K.bin" AND
+     EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/data/tinystories/valid_head.txt")
+    add_test(NAME example_demo_quick
+             COMMAND ${CMAKE_COMMAND} -DDEMO=$<TARGET_FILE:demo> -DOUT=${CMAKE_CURRENT_BINARY_DIR}/demo-quick
+                     -P ${CMAKE_CURRENT_SOURCE_DIR}/run_demo_quick.cmake)
+    set_tests_properties(example_demo_quick PROPERTIES TIMEOUT 600)
+  else()
+    message(STATUS "longrope tests: example_demo_quick not registered (no stories260K or text under ${LONGROPE_SHARED_DIR_DEFAULT})")
+  endif()
+endif()
