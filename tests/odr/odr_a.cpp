@@ -1,34 +1,3 @@
-// Translation unit A of the ODR test: every public header, and a call into each
-// family of inline functions and templates, so a missing `inline` (a multiple
-// definition) fails at link time and both units must compute the same value.
-#include <cstdint>
-#include <vector>
-
-#include <longrope/json.hpp>
-#include <longrope/longrope.hpp>
-#include <longrope/search_json.hpp>
-
-double odr_a() {
-  longrope::rope_config cfg = longrope::rope_config_from_json(
-      {{"hidden_size", 64}, {"num_attention_heads", 8}, {"max_position_embeddings", 2048}});
-  cfg.layout = longrope::pair_layout::interleaved;
-  const longrope::rope_frequencies f(cfg);
-  float c[4], s[4];
-  longrope::fill_table<float>(f, longrope::position_range{3, 4}, {c, 1, 4}, {s, 1, 4});
-
-  std::vector<float> q(8, 1.0f);
-  const std::int64_t pos[1] = {5};
-  longrope::rotate(f, longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0}, {0, 1});
-  longrope::rerotate(f, f, longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0});
-
-  longrope::search_target target;
-  target.rope = cfg;
-  target.original_length = 512;
-  target.scale = 4.0;
-  const longrope::search_space space(longrope::default_space_config(target));
-  const auto cand = longrope::snap(space, longrope::baseline_factors(target, longrope::rope_type::linear));
-  const auto scaling = longrope::to_rope_scaling_json(longrope::to_rope_config(target, space.point(cand)));
-
-  return static_cast<double>(c[1]) + f.inv_freq()[1] + static_cast<double>(q[3]) +
-         scaling.at("long_factor").at(2).get<double>();
-}
+// Translation unit A of the ODR test.
+#define ODR_FUNCTION odr_a
+#include "odr_body.hpp"
