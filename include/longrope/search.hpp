@@ -450,7 +450,8 @@ struct search_options {
   /// Throws longrope::error ("longrope.search") naming the field: population,
   /// top_k or max_attempts < 1, negative mutations, crossovers, iterations,
   /// patience, threads or budgets, probabilities outside [0, 1], a negative or
-  /// non-finite tolerance. O(1).
+  /// non-finite tolerance; population, mutations, crossovers, top_k above 2^24,
+  /// max_attempts above 2^20, threads above 1024. O(1).
   void validate() const;
 };
 
@@ -790,7 +791,7 @@ inline search_space::search_space(search_space_config cfg) : cfg_(std::move(cfg)
   const double inv = 1.0 / cfg_.step;
   const double units = std::round(inv);
   const double origin = std::round(cfg_.lambda_min * units);
-  if (units >= 1.0 && units <= 1e9 && std::fabs(inv - units) <= 1e-9 * units &&
+  if (units >= 1.0 && units <= 1e9 && std::fabs(inv - units) <= 1e-9 * units && std::fabs(origin) <= 9e15 &&
       std::fabs(cfg_.lambda_min * units - origin) <= 1e-6) {
     decimal_ = true;
     units_ = units;
@@ -812,7 +813,9 @@ inline search_space::search_space(search_space_config cfg) : cfg_(std::move(cfg)
       search_fail("space.frozen_factors: last frozen factor " + std::to_string(last) + " exceeds lambda_max " +
                   std::to_string(value(max_index())));
     }
-    int k = std::max(0, static_cast<int>(std::floor((last - cfg_.lambda_min) / cfg_.step)));
+    // Clamped in double first: a frozen factor far below lambda_min must not overflow the cast.
+    int k = static_cast<int>(std::clamp(std::floor((last - cfg_.lambda_min) / cfg_.step), 0.0,
+                                        static_cast<double>(max_index())));
     while (k < max_index() && value(k) < last - 1e-12) ++k;
     min_index_ = k;
   }
@@ -1063,6 +1066,16 @@ inline void search_options::validate() const {
   at_least(patience, 0, "patience");
   at_least(threads, 0, "threads");
   at_least(mutation_radius, 0, "mutation_radius");
+  // Upper bounds (issue 9): sums such as mutations + crossovers stay far inside int.
+  auto at_most = [](int v, int hi, const char* name) {
+    if (v > hi) search_fail(std::string("options.") + name + ": must be <= " + std::to_string(hi) + ", got " + std::to_string(v));
+  };
+  at_most(population, 1 << 24, "population");
+  at_most(mutations, 1 << 24, "mutations");
+  at_most(crossovers, 1 << 24, "crossovers");
+  at_most(top_k, 1 << 24, "top_k");
+  at_most(max_attempts, 1 << 20, "max_attempts");
+  at_most(threads, 1024, "threads");
   auto prob = [](double v, const char* name) {
     if (!(v >= 0.0 && v <= 1.0)) search_fail(std::string("options.") + name + ": must be in [0, 1], got " + std::to_string(v));
   };
@@ -1126,9 +1139,13 @@ inline evolutionary_search::evolutionary_search(const search_checkpoint& cp)
   if (!std::is_sorted(st_.population.begin(), st_.population.end(), detail::ranked_before)) {
     search_fail("checkpoint.population: not ranked");
   }
-  for (const auto& c : cp.pending) {
-    if (!space_.is_valid(c)) search_fail("checkpoint.pending: a candidate is not valid in the space");
-    if (cache_.count(c) != 0) search_fail("checkpoint.pending: candidate already evaluated");
+  {
+    std::set<candidate> seen;
+    for (const auto& c : cp.pending) {
+      if (!space_.is_valid(c)) search_fail("checkpoint.pending: a candidate is not valid in the space");
+      if (cache_.count(c) != 0) search_fail("checkpoint.pending: candidate already evaluated");
+      if (!seen.insert(c).second) search_fail("checkpoint.pending: duplicate candidate");
+    }
   }
   if (cp.iteration < 0 || cp.evaluations < 0 || cp.stale_generations < 0) {
     search_fail("checkpoint: negative counter");
