@@ -164,6 +164,13 @@ TEST_CASE("class 3: configs that validate but would give inf/NaN are refused nam
   CHECK(e.find("[longrope.config] inv_freq[0]") == 0);
   CHECK_THAT(e, Catch::Contains("yarn.beta_fast"));
 
+  // An attention factor whose float tables overflow (printed null with exit 0).
+  json big = yarn;
+  big["rope_theta"] = 10000.0;
+  big["rope_scaling"]["beta_fast"] = 32;
+  big["rope_scaling"]["attention_factor"] = 1e300;
+  CHECK_THAT(error_of([&] { load(big); }), Catch::Contains("[longrope.config] attention_factor = "));
+  CHECK_THAT(error_of([&] { load(big); }), Catch::Contains("is above 1e6"));
   // A factor that overflows theta / lambda (rescale factors are reported as configured, inv_freq is 0).
   json tiny = sub;
   tiny["rope_scaling"]["short_factor"] = {1, 1, 1, 1e308};

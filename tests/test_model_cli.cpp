@@ -45,16 +45,22 @@ files shared() {
 }
 
 /// A tiny version 0 llama2.c checkpoint (dim 8, hidden 16, 1 layer, 2 heads,
-/// seq_len 16, shared classifier) with `vocab` tokens and weights of size ~scale.
-std::string write_tiny_model(const std::string& name, int vocab, float scale) {
+/// seq_len 16, shared classifier) with `vocab` tokens, weights in [-1, 1] and
+/// the final RMSNorm weights set to final_norm (huge: finite weights whose logits overflow).
+std::string write_tiny_model(const std::string& name, int vocab, float final_norm) {
   const auto path = (std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".bin")).string();
   const int d = 8, h = 16, L = 1, nh = 2, kv = 2, seq = 16, hs = d / nh;
   std::string b;
   auto i32 = [&](std::int32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
   auto f32 = [&](float v) { b.append(reinterpret_cast<const char*>(&v), 4); };
   for (int v : {d, h, L, nh, kv, vocab, seq}) i32(v);
-  const long n = static_cast<long>(vocab) * d + L * 2 * d + L * d * (2 * d + 2 * hs * kv) + L * 3 * h * d + d + seq * hs;
-  for (long i = 0; i < n; ++i) f32(scale * static_cast<float>((i * 37) % 17 - 8) / 8.0f);
+  const long kvd = hs * kv;
+  const long n = static_cast<long>(vocab) * d + L * 2 * d + L * d * (2 * d + 2 * kvd) + L * 3 * h * d + d + seq * hs;
+  // rms_final follows token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3.
+  const long final_at = static_cast<long>(vocab) * d + L * d + 2 * L * d * d + 2 * L * kvd * d + L * d + 3 * L * h * d;
+  for (long i = 0; i < n; ++i) {
+    f32(i >= final_at && i < final_at + d ? final_norm : static_cast<float>((i * 37) % 17 - 8) / 8.0f);
+  }
   std::ofstream(path, std::ios::binary) << b;
   return path;
 }
@@ -138,7 +144,7 @@ TEST_CASE("issue 9: tiny hostile models give one error line, never a crash or Na
     CHECK(r.err.find("BOS (id 1) is outside the vocabulary of 1 piece(s)") != std::string::npos);
   }
   // Finite but huge weights: the logits overflow. Refused instead of "perplexity": null with exit 0.
-  const auto huge = write_tiny_model("longrope_test_i9_huge", 8, 3e37f);
+  const auto huge = write_tiny_model("longrope_test_i9_huge", 8, 1e38f);
   const auto tok8 = write_tokenizer("longrope_test_i9_tok8", {"<unk>", "<s>", "</s>", " ", "a", "b", "c", "d"});
   const auto text = (std::filesystem::temp_directory_path() / ("longrope_test_i9_text_" + std::to_string(::getpid()))).string();
   std::ofstream(text) << "abcdabcdabcdabcdabcdabcdabcd";
@@ -153,7 +159,7 @@ TEST_CASE("issue 9: tiny hostile models give one error line, never a crash or Na
   }
   {
     // The same text on sane weights works (the refusal above is about the weights).
-    const auto sane = write_tiny_model("longrope_test_i9_sane", 8, 0.5f);
+    const auto sane = write_tiny_model("longrope_test_i9_sane", 8, 1.0f);
     const result r = run({"eval", "--model", sane, "--tokenizer", tok8, "--text", text, "--context", "8"});
     INFO(r.err);
     REQUIRE(r.status == 0);
@@ -161,7 +167,8 @@ TEST_CASE("issue 9: tiny hostile models give one error line, never a crash or Na
     // Class 1: window offsets whose products overflow int64 (used to read past the token buffer).
     for (const char* first : {"9223372036854775807", "1000000000000000000"}) {
       for (const char* cmd : {"eval", "search"}) {
-        const result o = run({cmd, "--model", sane, "--tokenizer", tok8, "--text", text, "--context", "8", "--windows", "1",
+        // context 64: (10^18 + 1) * 63 needed tokens overflow (the error message itself used to be UB).
+        const result o = run({cmd, "--model", sane, "--tokenizer", tok8, "--text", text, "--context", "64", "--windows", "1",
                               "--first-window", first});
         INFO(cmd << " --first-window " << first << ": " << o.err);
         CHECK(o.status == 1);

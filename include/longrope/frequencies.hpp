@@ -72,7 +72,8 @@ class rope_frequencies {
   /// or attention factor (original_max_position_embeddings = 1 with longrope's
   /// ln L0 = 0, a subnormal factor, yarn with base < 1 and a huge beta_fast)
   /// is refused too ("longrope.config", naming the keys it comes from), so a
-  /// rope_frequencies never holds inf or NaN. O(rotary_dim); allocates
+  /// rope_frequencies never holds inf or NaN; so is an attention factor above
+  /// 1e6 (its float tables would overflow). O(rotary_dim); allocates
   /// three vectors of rotary_dim/2 doubles.
   explicit rope_frequencies(const rope_config& cfg, const frequency_options& opt = {});
 
@@ -291,7 +292,8 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     finite_positive(at(inv_freq_, i), "inv_freq", i, keys);
     finite_positive(at(rescale_, i), "rescale factor", i, keys);
   }
-  if (!(std::isfinite(attention_factor_) && attention_factor_ > 0.0)) {
+  // The attention factor multiplies float tables too: above 1e6 (real ones are ~1-2) it is refused.
+  if (!(std::isfinite(attention_factor_) && attention_factor_ > 0.0 && attention_factor_ <= 1e6)) {
     std::string from = "the attention factor";
     if (cfg_.type == rope_type::longrope) {
       from = cfg_.longrope.attention_factor ? "longrope.attention_factor"
@@ -301,6 +303,8 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
       from = "yarn.attention_factor, yarn.mscale, yarn.mscale_all_dim and yarn.factor";
     }
     finite_positive(attention_factor_, "attention_factor", -1, from.c_str());
+    LONGROPE_THROW("longrope.config", "attention_factor = " + std::to_string(attention_factor_) +
+                                          " is above 1e6 (cos/sin tables would overflow float; from " + from + ")");
   }
   double max_freq = 0.0;
   for (double v : theta_) max_freq = std::max(max_freq, v);
