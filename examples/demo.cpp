@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <llama2c/checkpoint.hpp>
 #include <llama2c/extension.hpp>
@@ -145,13 +146,7 @@ settings parse(int argc, char** argv) {
   return s;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_file(const std::string& path) { return longrope::read_file(path); }
 
 // Without the TinyStories text: stories sampled from the model (temperature 1),
 // joined into one stream, BOS removed (the windows add their own).

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/longrope.hpp>
 #include <longrope/search_json.hpp>
 
@@ -34,19 +35,16 @@ int usage() {
 }
 
 nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) LONGROPE_THROW("longrope.io", "cannot open " + path);
+  const std::string text = longrope::read_file(path);  // "X is a directory" / "cannot read X: <errno text>"
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     LONGROPE_THROW("longrope.json", path + ": " + e.what());
   }
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
-  std::ofstream out(path);
-  out << j.dump(1) << '\n';
-  if (!out) LONGROPE_THROW("longrope.io", "cannot write " + path);
+  longrope::write_file_atomic(path, j.dump(1) + "\n");  // the state survives a crash mid-write
 }
 
 // The worker's side in `demo`: a synthetic perplexity (lower is better).

@@ -4,6 +4,8 @@
 set -euo pipefail
 
 packages=(cmake make g++ libeigen3-dev catch2 nlohmann-json3-dev libbenchmark-dev)
+# Fuzzing (scripts/fuzz.sh, libFuzzer targets): only when asked, LONGROPE_FUZZ=1.
+if [ "${LONGROPE_FUZZ:-0}" = "1" ]; then packages+=(clang libclang-rt-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -200,7 +201,7 @@ TEST_CASE("bad command lines exit non-zero with one line naming the problem", "[
   const std::vector<bad> cases = {
       {{"frobnicate"}, "unknown command 'frobnicate'"},
       {{"freqs"}, "missing required option --config"},
-      {{"freqs", "--config", "/nonexistent/config.json"}, "/nonexistent/config.json: cannot open file"},
+      {{"freqs", "--config", "/nonexistent/config.json"}, "cannot read /nonexistent/config.json: No such file or directory"},
       {{"freqs", "--config", cfg, "--bogus", "1"}, "unknown option '--bogus'"},
       {{"freqs", "--config"}, "option --config needs a value"},
       {{"freqs", "--config", cfg, "--seq-len", "0"}, "--seq-len: must be >= 1"},
@@ -219,7 +220,15 @@ TEST_CASE("bad command lines exit non-zero with one line naming the problem", "[
       {{"table", "--config", cfg, "--positions", "0:100000000"}, "--positions: range 0:100000000 has more than"},
       {{"table", "--config", cfg, "--positions", "0:65537"}, "--positions: range 0:65537 has more than 65536"},
       {{"table", "--config", cfg, "--positions", "0:40000,0:40000"}, "--positions: more than 65536 positions"},
-      {{"table", "--config", cfg, "--positions", "35184372088832"}, "exceeds the supported maximum 2^45 - 1"},
+      {{"table", "--config", cfg, "--positions", "35184372088832"}, "exceeds the supported maximum 2^29"},
+      // Issue 9, class 7: the bound is where the documented accuracy holds (2^45 - 1 was off by 9e-4).
+      {{"table", "--config", cfg, "--positions", "536870913"}, "exceeds the supported maximum 2^29 = 536870912"},
+      {{"table", "--config", cfg, "--positions", "536870900:536870914"}, "exceeds the supported maximum 2^29"},
+      // Class 6: a directory or an unreadable path as the config.
+      {{"freqs", "--config", "/"}, "[longrope.io] / is a directory"},
+      {{"table", "--config", "/tmp", "--positions", "0"}, "[longrope.io] /tmp is a directory"},
+      // Class 1: position ranges whose bounds would overflow.
+      {{"table", "--config", cfg, "--positions", "0:9223372036854775807"}, "exceeds the supported maximum"},
       {{"table", "--config", cfg, "--positions", "0", "--precision", "half"}, "--precision: expected exact or float32"},
       {{"table", "--config", cfg, "--positions", "0", "--dtype", "int"}, "--dtype: expected float or double"},
       {{"table", "--config", cfg, "--positions", "0", "--n-hat", "-2"}, "--n-hat: must be >= 0"},
@@ -234,4 +243,67 @@ TEST_CASE("bad command lines exit non-zero with one line naming the problem", "[
   const result h = run({"table", "--help"});
   CHECK(h.status == 0);
   CHECK_THAT(h.out, Catch::Contains("--positions LIST"));
+}
+
+TEST_CASE("issue 9: configs giving inf/NaN, oversized tables, accuracy at the position bound", "[cli][hardening]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  auto write = [&](const std::string& name, const json& j) {
+    const auto p = (dir / ("longrope_test_cli_i9_" + std::to_string(::getpid()) + "_" + name + ".json")).string();
+    std::ofstream(p) << j.dump();
+    return p;
+  };
+  // Class 3: these validated, then printed null (inf/NaN) with exit 0.
+  const json lr = {{"hidden_size", 64},
+                   {"num_attention_heads", 8},
+                   {"max_position_embeddings", 4096},
+                   {"original_max_position_embeddings", 1},
+                   {"rope_scaling", {{"type", "longrope"}, {"short_factor", {1, 1, 1, 1}}, {"long_factor", {1, 1, 1, 1}}}}};
+  json sub = lr;
+  sub["original_max_position_embeddings"] = 2048;
+  sub["rope_scaling"]["short_factor"] = {5e-324, 1, 1, 1};
+  const json yarn = {{"hidden_size", 64},
+                     {"num_attention_heads", 8},
+                     {"max_position_embeddings", 4096},
+                     {"rope_theta", 0.5},
+                     {"rope_scaling", {{"type", "yarn"}, {"factor", 4}, {"original_max_position_embeddings", 1024}, {"beta_fast", 1e308}}}};
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {write("l0", lr), "[longrope.config] attention_factor = inf is not a finite positive number (from longrope.factor"},
+      {write("subnormal", sub), "[longrope.config] inv_freq[0] = inf is not a finite positive number (from longrope.short_factor"},
+      {write("yarn", yarn), "(from yarn.factor, yarn.beta_fast"},
+  };
+  for (const auto& [path, expect] : bad) {
+    INFO(path);
+    check_failure(run({"freqs", "--config", path}), expect);
+    check_failure(run({"table", "--config", path, "--positions", "0:4"}), expect);
+    std::filesystem::remove(path);
+  }
+  // Class 5: a head_dim 65536 table at 65536 positions needed 16 GiB; refused with the size named.
+  const auto wide = write("wide", {{"head_dim", 65536}, {"hidden_size", 65536}, {"num_attention_heads", 1}});
+  check_failure(run({"table", "--config", wide, "--positions", "0:65536"}),
+                "--positions: 65536 positions x 32768 pairs = 2147483648 values (16384 MiB for cos and sin) exceed the table limit");
+  {
+    const result ok = run({"table", "--config", wide, "--positions", "0:2"});  // 65536 values: fine
+    REQUIRE(ok.status == 0);
+    CHECK(json::parse(ok.out).at("cos").at(1).size() == 32768);
+  }
+  std::filesystem::remove(wide);
+  // Class 7: at the CLI's bound, float output within 2e-7 of a long double reference.
+  const std::string plain = data("configs/plain-llama2.json");
+  const result r = run({"table", "--config", plain, "--positions", "536870905:536870913"});
+  REQUIRE(r.status == 0);
+  const json j = json::parse(r.out);
+  const json f = json::parse(run({"freqs", "--config", plain}).out);
+  double worst = 0;
+  const long double two_pi = 6.283185307179586476925286766559005768L;
+  for (std::size_t row = 0; row < 8; ++row) {
+    const long double p = 536870905.0L + static_cast<long double>(row);
+    for (std::size_t i = 0; i < f.at("inv_freq").size(); ++i) {
+      const long double a = p * static_cast<long double>(f.at("inv_freq").at(i).get<double>());
+      const long double red = a - std::nearbyint(a / two_pi) * two_pi;
+      worst = std::max(worst, static_cast<double>(std::fabs(j.at("cos").at(row).at(i).get<double>() - std::cos(red))));
+      worst = std::max(worst, static_cast<double>(std::fabs(j.at("sin").at(row).at(i).get<double>() - std::sin(red))));
+    }
+  }
+  INFO("worst error at the bound " << worst);
+  CHECK(worst <= 2e-7);
 }

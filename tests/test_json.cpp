@@ -278,6 +278,6 @@ TEST_CASE("a missing file is an I/O error naming the path", "[json]") {
     FAIL("no error");
   } catch (const longrope::error& e) {
     CHECK(e.id() == "longrope.io");
-    CHECK_THAT(e.what(), Catch::Contains("/nonexistent/longrope/config.json: cannot open file"));
+    CHECK_THAT(e.what(), Catch::Contains("cannot read /nonexistent/longrope/config.json: No such file or directory"));
   }
 }

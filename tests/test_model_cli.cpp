@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +44,42 @@ files shared() {
   return f;
 }
 
+/// A tiny version 0 llama2.c checkpoint (dim 8, hidden 16, 1 layer, 2 heads,
+/// seq_len 16, shared classifier) with `vocab` tokens, weights in [-1, 1] and
+/// the final RMSNorm weights set to final_norm (huge: finite weights whose logits overflow).
+std::string write_tiny_model(const std::string& name, int vocab, float final_norm) {
+  const auto path = (std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".bin")).string();
+  const int d = 8, h = 16, L = 1, nh = 2, kv = 2, seq = 16, hs = d / nh;
+  std::string b;
+  auto i32 = [&](std::int32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  auto f32 = [&](float v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  for (int v : {d, h, L, nh, kv, vocab, seq}) i32(v);
+  const long kvd = hs * kv;
+  const long n = static_cast<long>(vocab) * d + L * 2 * d + L * d * (2 * d + 2 * kvd) + L * 3 * h * d + d + seq * hs;
+  // rms_final follows token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3.
+  const long final_at = static_cast<long>(vocab) * d + L * d + 2 * L * d * d + 2 * L * kvd * d + L * d + 3 * L * h * d;
+  for (long i = 0; i < n; ++i) {
+    f32(i >= final_at && i < final_at + d ? final_norm : static_cast<float>((i * 37) % 17 - 8) / 8.0f);
+  }
+  std::ofstream(path, std::ios::binary) << b;
+  return path;
+}
+
+/// A tok*.bin with the given pieces (scores 0).
+std::string write_tokenizer(const std::string& name, const std::vector<std::string>& pieces) {
+  const auto path = (std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".bin")).string();
+  std::string b;
+  auto i32 = [&](std::int32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  i32(8);
+  for (const auto& p : pieces) {
+    i32(0);  // float 0.0 score
+    i32(static_cast<std::int32_t>(p.size()));
+    b += p;
+  }
+  std::ofstream(path, std::ios::binary) << b;
+  return path;
+}
+
 }  // namespace
 
 TEST_CASE("model commands reject bad input with one line on stderr", "[model][cli]") {
@@ -58,7 +95,8 @@ TEST_CASE("model commands reject bad input with one line on stderr", "[model][cl
       {{"eval", "--tokenizer", "t", "--text", "x", "--context", "64"}, "missing required option --model"},
       {{"eval", "--model", tmp.string(), "--tokenizer", "t", "--text", "x", "--context", "1"}, "--context: must be >= 2"},
       {{"eval", "--model", tmp.string(), "--tokenizer", "t", "--text", "x", "--context", "64"}, "corrupt header"},
-      {{"eval", "--model", "/nonexistent.bin", "--tokenizer", "t", "--text", "x", "--context", "64"}, "cannot open"},
+      {{"eval", "--model", "/nonexistent.bin", "--tokenizer", "t", "--text", "x", "--context", "64"},
+       "cannot read /nonexistent.bin: No such file or directory"},
       {{"eval", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--method", "rope"},
        "expected none, pi, ntk, yarn or longrope"},
       {{"eval", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--method", "longrope"},
@@ -70,6 +108,13 @@ TEST_CASE("model commands reject bad input with one line on stderr", "[model][cl
       {{"search", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--population", "0"},
        "--population: must be in [1, 1000000]"},
       {{"passkey", "--model", "m", "--tokenizer", "t", "--context", "64", "--trials", "0"}, "--trials: must be in"},
+      // Issue 9, class 6: a directory as a file argument used to try a 2^63-byte allocation.
+      {{"eval", "--model", "/tmp", "--tokenizer", "t", "--text", "x", "--context", "64"}, "[longrope.io] /tmp is a directory"},
+      {{"generate", "--model", "/", "--tokenizer", "t"}, "[longrope.io] / is a directory"},
+      // Class 5: threads beyond any use are refused before anything is allocated.
+      {{"search", "--model", "m", "--tokenizer", "t", "--text", "x", "--context", "64", "--threads", "1000000"},
+       "--threads: must be in [0, 1024], got 1000000"},
+      {{"passkey", "--model", "m", "--tokenizer", "t", "--context", "1"}, "--context: must be >= 2"},
   };
   for (const auto& c : cases) {
     const result r = run(c.args);
@@ -85,6 +130,66 @@ TEST_CASE("model commands reject bad input with one line on stderr", "[model][cl
     CHECK(h.status == 0);
     CHECK(h.out.find("usage: longrope") == 0);
   }
+}
+
+TEST_CASE("issue 9: tiny hostile models give one error line, never a crash or NaN with exit 0", "[model][cli][hardening]") {
+  // Class 2: a one-piece vocabulary; BOS (id 1) used to be emitted anyway and read past the pieces (segfault).
+  const auto one = write_tiny_model("longrope_test_i9_vocab1", 1, 1.0f);
+  const auto tok1 = write_tokenizer("longrope_test_i9_tok1", {" "});
+  {
+    const result r = run({"generate", "--model", one, "--tokenizer", tok1, "--prompt", " "});
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find("BOS (id 1) is outside the vocabulary of 1 piece(s)") != std::string::npos);
+  }
+  // Finite but huge weights: the logits overflow. Refused instead of "perplexity": null with exit 0.
+  const auto huge = write_tiny_model("longrope_test_i9_huge", 8, 1e38f);
+  const auto tok8 = write_tokenizer("longrope_test_i9_tok8", {"<unk>", "<s>", "</s>", " ", "a", "b", "c", "d"});
+  const auto text = (std::filesystem::temp_directory_path() / ("longrope_test_i9_text_" + std::to_string(::getpid()))).string();
+  std::ofstream(text) << "abcdabcdabcdabcdabcdabcdabcd";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"eval", "--model", huge, "--tokenizer", tok8, "--text", text, "--context", "8"},
+        std::vector<std::string>{"generate", "--model", huge, "--tokenizer", tok8, "--prompt", "ab", "--steps", "8"}}) {
+    const result r = run(args);
+    INFO(args.front() << ": " << r.err << r.out);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find("not finite") != std::string::npos);
+  }
+  {
+    // The same text on sane weights works (the refusal above is about the weights).
+    const auto sane = write_tiny_model("longrope_test_i9_sane", 8, 1.0f);
+    const result r = run({"eval", "--model", sane, "--tokenizer", tok8, "--text", text, "--context", "8"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(json::parse(r.out).at("perplexity").is_number());
+    // Class 1: window offsets whose products overflow int64 (used to read past the token buffer).
+    for (const char* first : {"9223372036854775807", "1000000000000000000"}) {
+      for (const char* cmd : {"eval", "search"}) {
+        // context 64: (10^18 + 1) * 63 needed tokens overflow (the error message itself used to be UB).
+        const result o = run({cmd, "--model", sane, "--tokenizer", tok8, "--text", text, "--context", "64", "--windows", "1",
+                              "--first-window", first});
+        INFO(cmd << " --first-window " << first << ": " << o.err);
+        CHECK(o.status == 1);
+        CHECK(one_line(o.err));
+        CHECK(o.err.find("overflows 64-bit integers") != std::string::npos);
+      }
+    }
+    // Class 6: a directory as the tokenizer or the text.
+    const result d1 = run({"eval", "--model", sane, "--tokenizer", "/tmp", "--text", text, "--context", "8"});
+    CHECK(d1.err.find("[longrope.io] /tmp is a directory") != std::string::npos);
+    const result d2 = run({"eval", "--model", sane, "--tokenizer", tok8, "--text", "/tmp", "--context", "8"});
+    CHECK(d2.err.find("[longrope.io] /tmp is a directory") != std::string::npos);
+    // Class 5: a prompt of 10^9 tokens is refused with its size, before it is built.
+    const result pk = run({"passkey", "--model", sane, "--tokenizer", tok8, "--context", "1000000000"});
+    INFO(pk.err);
+    CHECK(pk.status == 1);
+    CHECK(pk.err.find("--context: 1000000000 positions x 1 thread(s) need") != std::string::npos);
+    CHECK(pk.err.find("of memory") != std::string::npos);
+    std::filesystem::remove(sane);
+  }
+  for (const auto& p : {one, tok1, huge, tok8, text}) std::filesystem::remove(p);
 }
 
 TEST_CASE("model commands on stories260K", "[model][cli][stories]") {

@@ -67,7 +67,13 @@ class rope_frequencies {
  public:
   /// Validates cfg (rope_config::validate) and computes everything in double.
   /// Throws longrope::error ("longrope.config") on an invalid config, and
-  /// ("longrope.argument") on a negative seq_len. O(rotary_dim); allocates
+  /// ("longrope.argument") on a negative seq_len. A config that validates but
+  /// would give a non-finite or non-positive inverse frequency, rescale factor
+  /// or attention factor (original_max_position_embeddings = 1 with longrope's
+  /// ln L0 = 0, a subnormal factor, yarn with base < 1 and a huge beta_fast)
+  /// is refused too ("longrope.config", naming the keys it comes from), so a
+  /// rope_frequencies never holds inf or NaN; so is an attention factor above
+  /// 1e6 (its float tables would overflow). O(rotary_dim); allocates
   /// three vectors of rotary_dim/2 doubles.
   explicit rope_frequencies(const rope_config& cfg, const frequency_options& opt = {});
 
@@ -104,12 +110,16 @@ class rope_frequencies {
     return static_cast<double>(position) * frequency(position, pair);
   }
 
-  /// The largest angle longrope reduces mod 2*pi exactly: 2^50 rad.
-  static constexpr double max_angle = 1125899906842624.0;
-  /// The largest position whose angles stay below max_angle for every pair
-  /// (about 1.1e15 for plain RoPE). Tables and rotations reject larger
-  /// positions with longrope::error ("longrope.argument") instead of returning
-  /// garbage. O(1): computed at construction.
+  /// The largest angle at which longrope keeps its documented accuracy: 2^29 rad.
+  /// Below it the double angle p * f_i is within ulp/2 <= 3e-8 rad of the exact
+  /// product and float tables stay within 2e-7 of cos/sin of it (table.hpp);
+  /// at 2^45 the angle's own rounding already costs 4e-3.
+  static constexpr double max_angle = 536870912.0;
+  /// The largest position whose angles stay at or below max_angle for every pair
+  /// (2^29 = 536870912 for plain RoPE, whose pair 0 turns 1 rad per position).
+  /// Tables and rotations reject larger positions with longrope::error
+  /// ("longrope.argument") instead of returning inaccurate values. O(1):
+  /// computed at construction.
   std::int64_t max_position() const noexcept { return max_position_; }
 
  private:
@@ -255,10 +265,51 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     const auto& lambda = set_ == factor_set::long_factors ? cfg_.longrope.long_factor : cfg_.longrope.short_factor;
     rescale_ = lambda;
   }
+  // Issue 9: a config that validates can still produce inf/NaN/0 here; refuse it
+  // at construction, naming the keys the value comes from.
+  const char* keys = "rope_theta";
+  switch (cfg_.type) {
+    case rope_type::none: keys = "rope_theta"; break;
+    case rope_type::linear: keys = "factor and rope_theta"; break;
+    case rope_type::ntk: keys = "factor and rope_theta"; break;
+    case rope_type::dynamic: keys = "factor, max_position_embeddings and rope_theta"; break;
+    case rope_type::yarn: keys = "yarn.factor, yarn.beta_fast, yarn.beta_slow, yarn.original_max_position and rope_theta"; break;
+    case rope_type::llama3: keys = "llama3.factor, llama3.low_freq_factor, llama3.high_freq_factor and rope_theta"; break;
+    case rope_type::longrope:
+      keys = set_ == factor_set::long_factors ? "longrope.long_factor and rope_theta" : "longrope.short_factor and rope_theta";
+      break;
+  }
+  // Messages are built only on failure: this runs for every search candidate.
+  auto finite_positive = [&](double v, const char* what, int i, const char* from) {
+    if (!(std::isfinite(v) && v > 0.0)) {
+      LONGROPE_THROW("longrope.config", std::string(what) + (i >= 0 ? "[" + std::to_string(i) + "]" : std::string()) +
+                                            " = " + std::to_string(v) + " is not a finite positive number (from " +
+                                            std::string(from) + ")");
+    }
+  };
+  for (int i = 0; i < n; ++i) {
+    finite_positive(at(theta_, i), "theta", i, "rope_theta");
+    finite_positive(at(inv_freq_, i), "inv_freq", i, keys);
+    finite_positive(at(rescale_, i), "rescale factor", i, keys);
+  }
+  // The attention factor multiplies float tables too: above 1e6 (real ones are ~1-2) it is refused.
+  if (!(std::isfinite(attention_factor_) && attention_factor_ > 0.0 && attention_factor_ <= 1e6)) {
+    std::string from = "the attention factor";
+    if (cfg_.type == rope_type::longrope) {
+      from = cfg_.longrope.attention_factor ? "longrope.attention_factor"
+                                            : "longrope.factor / max_position_embeddings and longrope.original_max_position "
+                                              "(sqrt(1 + ln s / ln L0) needs L0 > 1)";
+    } else if (cfg_.type == rope_type::yarn) {
+      from = "yarn.attention_factor, yarn.mscale, yarn.mscale_all_dim and yarn.factor";
+    }
+    finite_positive(attention_factor_, "attention_factor", -1, from.c_str());
+    LONGROPE_THROW("longrope.config", "attention_factor = " + std::to_string(attention_factor_) +
+                                          " is above 1e6 (cos/sin tables would overflow float; from " + from + ")");
+  }
   double max_freq = 0.0;
   for (double v : theta_) max_freq = std::max(max_freq, v);
   for (double v : inv_freq_) max_freq = std::max(max_freq, v);
-  // max_freq > 0 (validated positive inputs); the cap keeps the conversion defined.
+  // max_freq > 0 (checked above); the cap keeps the conversion defined.
   max_position_ = static_cast<std::int64_t>(std::min(std::floor(max_angle / max_freq), 9.0e18));
 }
 

@@ -65,6 +65,7 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "io.hpp"
 
 namespace longrope {
 
@@ -440,19 +441,16 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
 }
 
 inline rope_config load_rope_config(const std::string& path, const json_read_options& opt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) LONGROPE_THROW("longrope.io", path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  const std::string text = read_file(path);  // "X is a directory" / "cannot read X: <errno text>"
   nlohmann::json j;
 #if LONGROPE_HAS_EXCEPTIONS
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     LONGROPE_THROW("longrope.json", path + ": not valid JSON (" + e.what() + ")");
   }
 #else
-  j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) LONGROPE_THROW("longrope.json", path + ": not valid JSON");
 #endif
   return rope_config_from_json(j, opt);

@@ -100,8 +100,8 @@ inline constexpr int max_rotary_pairs = detail::kMaxRotaryPairs;
 /// (so rotary_dim <= head_dim), f.pairs() <= max_rotary_pairs, non-negative
 /// extents and strides, non-null data and positions when the range is
 /// non-empty, 0 <= tokens.begin <= tokens.end <= x.tokens, pos(b, t) >= 0 in
-/// the range, and pos(b, t) * max_i f_i < 2^50 rad (about 10^15 positions for
-/// plain RoPE; checked for positions >= 2^30).
+/// the range, and pos(b, t) <= f.max_position() (angles <= 2^29 rad, where
+/// the documented accuracy holds: 536870912 positions for plain RoPE).
 /// Not checked: distinct (b, t, h) must not share memory.
 template <class T>
 void rotate(const rope_frequencies& f, heads_view<T> x, positions_view pos, token_range tokens,

@@ -24,6 +24,29 @@
 ///      "pending":    [[n_hat_index, [grid indices..]], ..],          awaiting tell()
 ///      "cache":      [[n_hat_index, score, [grid indices..]], ..]}   every evaluation
 ///
+/// Every numeric field has a documented range, checked on load
+/// (search_checkpoint_from_json), so a hostile or corrupt checkpoint is refused
+/// with longrope::error ("longrope.json") naming the key, and nothing it holds
+/// can overflow a later computation:
+///
+///     space.pairs [1, 32768]           space.lambda_min [1e-6, 1e6]
+///     space.lambda_max [lambda_min, 1e6]   space.step [1e-9, 1e6]
+///     space.frozen_factors: fewer than pairs values, each in [1e-6, 1e6]
+///     space.n_hat_values: at most 2^20 values, each in [0, 2^53]
+///     options.population, top_k [1, 2^24]    options.mutations, crossovers [0, 2^24]
+///     options.iterations, mutation_radius, patience [0, 2^30]
+///     options.max_attempts [1, 2^20]         options.threads [0, 1024]
+///     options.mutation_probability, n_hat_probability [0, 1]
+///     options.tolerance [0, 1e300]           options.max_evaluations [0, 2^62]
+///     options.max_seconds, elapsed_seconds [0, 1e12]
+///     iteration, stale_generations [0, 2^30]
+///     evaluations [0, 2^62], generation_evaluations [0, evaluations]
+///     population, pending: at most 2^26 candidates each; pending without duplicates
+///     every grid index: a 32-bit integer (the space checks it is on the grid)
+///
+/// (search_options::validate enforces the same option ranges for every search.)
+/// Numbers JSON cannot hold as doubles (1e400) are malformed JSON.
+///
 /// Scores are numbers, or the strings "inf" / "-inf" (JSON has no infinities).
 /// Doubles are written by nlohmann-json in shortest round-trip form and read back
 /// exactly. Malformed input throws longrope::error ("longrope.json") naming the key;
@@ -34,6 +57,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,6 +66,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
+#include "io.hpp"
 #include "json.hpp"
 #include "search.hpp"
 
@@ -50,8 +76,14 @@ namespace longrope {
 nlohmann::json to_json(const search_checkpoint& cp);
 
 /// Parses a checkpoint. Throws longrope::error ("longrope.json") naming the key on
-/// a missing key, a wrong type, an unknown format or version. O(size).
+/// a missing key, a wrong type, a value outside its documented range, an unknown
+/// format or version. O(size).
 search_checkpoint search_checkpoint_from_json(const nlohmann::json& j);
+
+/// Parses checkpoint text (as written by save_checkpoint). Throws
+/// "longrope.json" on malformed JSON (naming `name`) and as
+/// search_checkpoint_from_json. Never lets a nlohmann exception escape. O(size).
+search_checkpoint search_checkpoint_from_text(const std::string& text, const std::string& name = "checkpoint");
 
 /// Writes search.checkpoint() to `path` atomically (a temporary file renamed over
 /// it, so a crash never leaves a truncated checkpoint). Throws ("longrope.io").
@@ -104,30 +136,44 @@ inline std::string search_path(const std::string& where, const char* key) {
   return where.empty() ? std::string(key) : where + "." + key;
 }
 
-inline int search_int(const nlohmann::json& obj, const char* key, const std::string& where) {
-  const auto& v = search_key(obj, key, where);
-  if (!v.is_number_integer()) json_fail(search_path(where, key), std::string("expected an integer, got ") + json_type_name(v));
+/// An integer in [lo, hi] (both within int64).
+inline std::int64_t search_ranged_int(const nlohmann::json& v, const std::string& key, std::int64_t lo, std::int64_t hi) {
+  if (!v.is_number_integer()) json_fail(key, std::string("expected an integer, got ") + json_type_name(v));
+  const std::string range = " (must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "])";
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(hi)) json_fail(key, std::to_string(u) + " is out of range" + range);
+    return static_cast<std::int64_t>(u);
+  }
   const auto i = v.get<std::int64_t>();
-  if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
-    json_fail(search_path(where, key), "out of range");
-  }
-  return static_cast<int>(i);
+  if (i < lo || i > hi) json_fail(key, std::to_string(i) + " is out of range" + range);
+  return i;
 }
 
-inline std::int64_t search_int64(const nlohmann::json& obj, const char* key, const std::string& where) {
-  const auto& v = search_key(obj, key, where);
-  if (!v.is_number_integer()) json_fail(search_path(where, key), std::string("expected an integer, got ") + json_type_name(v));
-  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    json_fail(search_path(where, key), "out of range");
-  }
-  return v.get<std::int64_t>();
+inline int search_int(const nlohmann::json& obj, const char* key, const std::string& where, int lo, int hi) {
+  return static_cast<int>(search_ranged_int(search_key(obj, key, where), search_path(where, key), lo, hi));
 }
 
-inline double search_double(const nlohmann::json& obj, const char* key, const std::string& where) {
-  const auto& v = search_key(obj, key, where);
-  if (!v.is_number()) json_fail(search_path(where, key), std::string("expected a number, got ") + json_type_name(v));
-  return v.get<double>();
+inline std::int64_t search_int64(const nlohmann::json& obj, const char* key, const std::string& where, std::int64_t lo,
+                                 std::int64_t hi) {
+  return search_ranged_int(search_key(obj, key, where), search_path(where, key), lo, hi);
 }
+
+/// A finite number in [lo, hi].
+inline double search_ranged_double(const nlohmann::json& v, const std::string& key, double lo, double hi) {
+  if (!v.is_number()) json_fail(key, std::string("expected a number, got ") + json_type_name(v));
+  const double d = v.get<double>();
+  if (!(d >= lo && d <= hi)) {
+    json_fail(key, std::to_string(d) + " is out of range (must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "])");
+  }
+  return d;
+}
+
+inline double search_double(const nlohmann::json& obj, const char* key, const std::string& where, double lo, double hi) {
+  return search_ranged_double(search_key(obj, key, where), search_path(where, key), lo, hi);
+}
+
+inline constexpr std::int64_t kCheckpointMaxCandidates = std::int64_t{1} << 26;
 
 inline bool search_bool(const nlohmann::json& obj, const char* key, const std::string& where) {
   const auto& v = search_key(obj, key, where);
@@ -145,12 +191,8 @@ inline std::vector<int> search_indices(const nlohmann::json& v, const std::strin
   std::vector<int> out;
   out.reserve(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].is_number_integer()) json_fail(key + "[" + std::to_string(i) + "]", "expected an integer");
-    const auto x = v[i].get<std::int64_t>();
-    if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) {
-      json_fail(key + "[" + std::to_string(i) + "]", "out of range");
-    }
-    out.push_back(static_cast<int>(x));
+    out.push_back(static_cast<int>(search_ranged_int(v[i], key + "[" + std::to_string(i) + "]",
+                                                     std::numeric_limits<int>::min(), std::numeric_limits<int>::max())));
   }
   return out;
 }
@@ -162,10 +204,7 @@ inline nlohmann::json search_scored_json(const scored_candidate& s) {
 }
 
 inline int search_index_int(const nlohmann::json& v, const std::string& key) {
-  if (!v.is_number_integer()) json_fail(key, std::string("expected an integer, got ") + json_type_name(v));
-  const auto x = v.get<std::int64_t>();
-  if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) json_fail(key, "out of range");
-  return static_cast<int>(x);
+  return static_cast<int>(search_ranged_int(v, key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
 }
 
 inline candidate search_candidate_from_json(const nlohmann::json& v, const std::string& key) {
@@ -274,37 +313,44 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   if (!fmt.is_string() || fmt.get<std::string>() != "longrope.search_checkpoint") {
     json_fail("format", "expected \"longrope.search_checkpoint\"");
   }
-  const int version = search_int(j, "version", "");
+  const int version = search_int(j, "version", "", std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
   if (version != 1) json_fail("version", "unsupported checkpoint version " + std::to_string(version) + " (expected 1)");
 
   const auto& sp = search_key(j, "space", "");
-  cp.space.pairs = search_int(sp, "pairs", "space");
-  cp.space.lambda_min = search_double(sp, "lambda_min", "space");
-  cp.space.lambda_max = search_double(sp, "lambda_max", "space");
-  cp.space.step = search_double(sp, "step", "space");
+  cp.space.pairs = search_int(sp, "pairs", "space", 1, 32768);
+  cp.space.lambda_min = search_double(sp, "lambda_min", "space", 1e-6, 1e6);
+  cp.space.lambda_max = search_double(sp, "lambda_max", "space", cp.space.lambda_min, 1e6);
+  cp.space.step = search_double(sp, "step", "space", 1e-9, 1e6);
   {
     const auto& ff = search_array(search_key(sp, "frozen_factors", "space"), "space.frozen_factors");
+    if (ff.size() >= static_cast<std::size_t>(cp.space.pairs)) {
+      json_fail("space.frozen_factors", std::to_string(ff.size()) + " values (must be fewer than pairs = " +
+                                            std::to_string(cp.space.pairs) + ")");
+    }
     cp.space.frozen_factors.clear();
     for (std::size_t i = 0; i < ff.size(); ++i) {
-      cp.space.frozen_factors.push_back(json_number(ff[i], "space.frozen_factors[" + std::to_string(i) + "]"));
+      cp.space.frozen_factors.push_back(search_ranged_double(ff[i], "space.frozen_factors[" + std::to_string(i) + "]", 1e-6, 1e6));
     }
     const auto& nv = search_array(search_key(sp, "n_hat_values", "space"), "space.n_hat_values");
+    if (nv.size() > (std::size_t{1} << 20)) json_fail("space.n_hat_values", "more than 2^20 values");
     cp.space.n_hat_values.clear();
     for (std::size_t i = 0; i < nv.size(); ++i) {
-      cp.space.n_hat_values.push_back(json_count(nv[i], "space.n_hat_values[" + std::to_string(i) + "]"));
+      cp.space.n_hat_values.push_back(
+          search_ranged_int(nv[i], "space.n_hat_values[" + std::to_string(i) + "]", 0, std::int64_t{1} << 53));
     }
   }
   cp.space.search_n_hat = search_bool(sp, "search_n_hat", "space");
 
   const auto& o = search_key(j, "options", "");
   auto& op = cp.options;
-  op.population = search_int(o, "population", "options");
-  op.mutations = search_int(o, "mutations", "options");
-  op.crossovers = search_int(o, "crossovers", "options");
-  op.top_k = search_int(o, "top_k", "options");
-  op.iterations = search_int(o, "iterations", "options");
-  op.mutation_probability = search_double(o, "mutation_probability", "options");
-  op.mutation_radius = search_int(o, "mutation_radius", "options");
+  constexpr int k24 = 1 << 24, k30 = 1 << 30;
+  op.population = search_int(o, "population", "options", 1, k24);
+  op.mutations = search_int(o, "mutations", "options", 0, k24);
+  op.crossovers = search_int(o, "crossovers", "options", 0, k24);
+  op.top_k = search_int(o, "top_k", "options", 1, k24);
+  op.iterations = search_int(o, "iterations", "options", 0, k30);
+  op.mutation_probability = search_double(o, "mutation_probability", "options", 0.0, 1.0);
+  op.mutation_radius = search_int(o, "mutation_radius", "options", 0, k30);
   {
     const std::string m = json_string(search_key(o, "mutation", "options"), "options.mutation");
     if (m == "bounded") {
@@ -315,7 +361,7 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
       json_fail("options.mutation", "expected \"bounded\" or \"push\", got \"" + m + "\"");
     }
   }
-  op.n_hat_probability = search_double(o, "n_hat_probability", "options");
+  op.n_hat_probability = search_double(o, "n_hat_probability", "options", 0.0, 1.0);
   {
     const auto& c = search_key(o, "crossover", "options");
     const std::string s = json_string(c, "options.crossover");
@@ -327,34 +373,42 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
       json_fail("options.crossover", "expected \"repair\" or \"reject\", got \"" + s + "\"");
     }
   }
-  op.max_attempts = search_int(o, "max_attempts", "options");
+  op.max_attempts = search_int(o, "max_attempts", "options", 1, 1 << 20);
   op.seed = search_unhex(search_key(o, "seed", "options"), "options.seed");
-  op.patience = search_int(o, "patience", "options");
-  op.tolerance = search_double(o, "tolerance", "options");
-  op.max_evaluations = search_int64(o, "max_evaluations", "options");
-  op.max_seconds = search_double(o, "max_seconds", "options");
-  op.threads = search_int(o, "threads", "options");
+  op.patience = search_int(o, "patience", "options", 0, k30);
+  op.tolerance = search_double(o, "tolerance", "options", 0.0, 1e300);
+  op.max_evaluations = search_int64(o, "max_evaluations", "options", 0, std::int64_t{1} << 62);
+  op.max_seconds = search_double(o, "max_seconds", "options", 0.0, 1e12);
+  op.threads = search_int(o, "threads", "options", 0, 1024);
 
   const auto& rng = search_array(search_key(j, "rng", ""), "rng");
   if (rng.size() != 4) json_fail("rng", "expected 4 state words");
   for (std::size_t i = 0; i < 4; ++i) cp.rng[i] = search_unhex(rng[i], "rng[" + std::to_string(i) + "]");
 
-  cp.iteration = search_int(j, "iteration", "");
+  cp.iteration = search_int(j, "iteration", "", 0, k30);
   cp.initial_done = search_bool(j, "initial_done", "");
-  cp.evaluations = search_int64(j, "evaluations", "");
-  cp.generation_evaluations = search_int64(j, "generation_evaluations", "");
+  cp.evaluations = search_int64(j, "evaluations", "", 0, std::int64_t{1} << 62);
+  cp.generation_evaluations = search_int64(j, "generation_evaluations", "", 0, cp.evaluations);
   cp.best_score = search_score_from_json(search_key(j, "best_score", ""), "best_score");
-  cp.stale_generations = search_int(j, "stale_generations", "");
-  cp.elapsed_seconds = search_double(j, "elapsed_seconds", "");
+  cp.stale_generations = search_int(j, "stale_generations", "", 0, k30);
+  cp.elapsed_seconds = search_double(j, "elapsed_seconds", "", 0.0, 1e12);
   cp.status = search_stop_from_string(json_string(search_key(j, "status", ""), "status"), "status");
 
   const auto& pop = search_array(search_key(j, "population", ""), "population");
+  if (static_cast<std::int64_t>(pop.size()) > kCheckpointMaxCandidates) json_fail("population", "more than 2^26 candidates");
   for (std::size_t i = 0; i < pop.size(); ++i) {
     cp.population.push_back(search_scored_from_json(pop[i], "population[" + std::to_string(i) + "]"));
   }
   const auto& pend = search_array(search_key(j, "pending", ""), "pending");
-  for (std::size_t i = 0; i < pend.size(); ++i) {
-    cp.pending.push_back(search_candidate_from_json(pend[i], "pending[" + std::to_string(i) + "]"));
+  if (static_cast<std::int64_t>(pend.size()) > kCheckpointMaxCandidates) json_fail("pending", "more than 2^26 candidates");
+  {
+    std::set<candidate> seen;
+    for (std::size_t i = 0; i < pend.size(); ++i) {
+      const std::string key = "pending[" + std::to_string(i) + "]";
+      cp.pending.push_back(search_candidate_from_json(pend[i], key));
+      // A generation never holds a candidate twice; the search's own next checkpoint would be refused.
+      if (!seen.insert(cp.pending.back()).second) json_fail(key, "duplicate pending candidate");
+    }
   }
   const auto& cache = search_array(search_key(j, "cache", ""), "cache");
   cp.cache.reserve(cache.size());
@@ -364,33 +418,27 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   return cp;
 }
 
+inline search_checkpoint search_checkpoint_from_text(const std::string& text, const std::string& name) {
+  nlohmann::json j;
+#if LONGROPE_HAS_EXCEPTIONS
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers such as 1e400
+    LONGROPE_THROW("longrope.json", name + ": not valid JSON (" + e.what() + ")");
+  }
+#else
+  j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) LONGROPE_THROW("longrope.json", name + ": not valid JSON");
+#endif
+  return search_checkpoint_from_json(j);
+}
+
 inline void save_checkpoint(const evolutionary_search& search, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) LONGROPE_THROW("longrope.io", "save_checkpoint: cannot open " + tmp + " for writing");
-    out << to_json(search.checkpoint()).dump() << '\n';
-    out.flush();
-    if (!out) LONGROPE_THROW("longrope.io", "save_checkpoint: write to " + tmp + " failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    LONGROPE_THROW("longrope.io", "save_checkpoint: cannot rename " + tmp + " to " + path);
-  }
+  write_file_atomic(path, to_json(search.checkpoint()).dump() + "\n");
 }
 
 inline evolutionary_search load_checkpoint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) LONGROPE_THROW("longrope.io", "load_checkpoint: cannot open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    LONGROPE_THROW("longrope.json", path + ": invalid JSON: " + e.what());
-  }
-  return evolutionary_search(search_checkpoint_from_json(j));
+  return evolutionary_search(search_checkpoint_from_text(read_file(path), path));
 }
 
 inline nlohmann::json to_rope_scaling_json(const longrope_factors& f, const rope_config& geometry) {

@@ -15,14 +15,20 @@
 /// Precision:
 ///   angle_precision::exact   the angle is formed in double (exact integer p times
 ///     the double frequency), reduced mod 2*pi in double, then cos/sin. For float
-///     output the error against the true value is below 2e-7 at every p < 2^24
-///     (tests/test_golden.cpp and test_cli.cpp check this against an mpmath reference).
+///     output the error against cos/sin of the exact product p * f_i is below
+///     2e-7 at every accepted position, i.e. up to rope_frequencies::max_position()
+///     (angles <= 2^29 rad, where the double angle's own rounding is <= 3e-8;
+///     tests/test_hardening.cpp checks it against a long double reference at the
+///     bound, test_golden.cpp and test_cli.cpp against mpmath up to p = 2^24).
 ///     Float output is vectorised (AVX-512/AVX2, see detail/simd.hpp): reduction by
 ///     pi/2 in double, fdlibm polynomials in double, one rounding to float; for a
 ///     position_range, 31 of every 32 rows advance by the angle-addition
 ///     recurrence in double instead (error < 1.5e-14 before the rounding). It
-///     matches the scalar reference within 1 ulp of float. LONGROPE_FORCE_SCALAR
-///     selects the scalar path; double output always uses it.
+///     matches the scalar reference within one float ulp of the attention factor,
+///     absolute (1.2e-7 for attention factors in [1, 2)): the two double values
+///     can round to neighbouring floats. Near zero crossings, where the value is
+///     tiny, that is many ulps of the value itself (not "1 ulp").
+///     LONGROPE_FORCE_SCALAR selects the scalar path; double output always uses it.
 ///   angle_precision::float32 transformers' arithmetic: float(f_i) * float(p) in
 ///     float32, then float32 cos/sin: off by ~1e-2 at p = 131071, use it only to
 ///     reproduce reference implementations.
@@ -149,7 +155,7 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
   for (std::ptrdiff_t r = 0; r < n; ++r) {
     if (positions[r] < 0 || positions[r] > f.max_position()) {
       detail::argument_fail("fill_table: position " + std::to_string(positions[r]) + " at index " +
-                            std::to_string(r) + (positions[r] < 0 ? " is negative" : " gives angles above 2^50 rad"));
+                            std::to_string(r) + (positions[r] < 0 ? " is negative" : " gives angles above 2^29 rad (rope_frequencies::max_angle)"));
     }
   }
   for (std::ptrdiff_t r = 0; r < n; ++r) {
@@ -167,7 +173,7 @@ void fill_table(const rope_frequencies& f, position_range range, matrix_view<T> 
   if (range.begin < 0) detail::argument_fail("fill_table: range.begin is negative");
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(range.size());
   if (n > 0 && range.end - 1 > f.max_position()) {
-    detail::argument_fail("fill_table: position " + std::to_string(range.end - 1) + " gives angles above 2^50 rad");
+    detail::argument_fail("fill_table: position " + std::to_string(range.end - 1) + " gives angles above 2^29 rad (rope_frequencies::max_angle)");
   }
   detail::check_table_args(f, n, cos_out, sin_out);
   detail::table_range(f, range.begin, n, cos_out, sin_out, prec);

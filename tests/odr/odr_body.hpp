@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <longrope/checked.hpp>
+#include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <longrope/longrope.hpp>
 #include <longrope/search_json.hpp>

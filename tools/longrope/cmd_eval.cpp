@@ -1,6 +1,7 @@
 // `longrope eval`: perplexity of a llama2.c model on a text with the LongRoPE
 // paper's windows protocol, under any RoPE scaling method; one JSON object.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -61,10 +62,16 @@ int cmd_eval(const args& a) {
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);
   const auto stream = read_stream(opt, m);
   const auto wins = llama2c::make_windows(stream, context, windows, first);
+  check_forward_memory(m.ck.config, context, effective_threads(threads, static_cast<std::int64_t>(wins.size())),
+                       "--context");
   const llama2c::transformer<float> model(m.ck);
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = llama2c::evaluate_perplexity(model, wins, f, static_cast<int>(threads));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!std::isfinite(r.perplexity())) {
+    throw std::invalid_argument("perplexity is not finite (" + std::to_string(r.perplexity()) +
+                                "): the model's activations overflow float32");
+  }
 
   nlohmann::json out;
   out["perplexity"] = json_number(r.perplexity());

@@ -2,14 +2,21 @@
 // the llama2.c model and tokenizer, the scaling flags, the token stream.
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include <longrope/checked.hpp>
+#include <longrope/io.hpp>
 
 #include <llama2c/checkpoint.hpp>
 #include <llama2c/scaling.hpp>
@@ -72,13 +79,7 @@ inline loaded_model load_model(const option_parser& opt) {
   return m;
 }
 
-inline std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(path + ": cannot open for reading");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+inline std::string read_text_file(const std::string& path) { return longrope::read_file(path); }
 
 /// The token stream (without BOS) of --text FILE (encoded) or --tokens FILE
 /// (whitespace-separated ids, each checked against the vocabulary).
@@ -100,6 +101,48 @@ inline std::vector<int> read_stream(const option_parser& opt, const loaded_model
     ids.push_back(static_cast<int>(v));
   }
   return ids;
+}
+
+/// Physical memory of this machine in bytes (0 when unknown).
+inline std::uint64_t physical_memory_bytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+#endif
+  return 0;
+}
+
+/// Refuses, before anything is allocated, a forward over `positions`
+/// positions on `threads` threads whose KV caches and activations would not
+/// fit in this machine's memory, naming the size (issue 9: --context 1e9 once
+/// started building a 4 GB prompt). Per position and thread the model needs
+/// 2 * n_layers * kv_dim floats of KV cache, (4 dim + 2 kv_dim) floats of
+/// activations, a position and a token id.
+inline void check_forward_memory(const llama2c::model_config& c, std::int64_t positions, std::int64_t threads,
+                                 const std::string& option) {
+  using longrope::checked_add;
+  using longrope::checked_mul;
+  const std::uint64_t L = static_cast<std::uint64_t>(c.n_layers), kv = static_cast<std::uint64_t>(c.kv_dim()),
+                      d = static_cast<std::uint64_t>(c.dim);
+  const std::uint64_t per_position = 4 * (2 * L * kv + 4 * d + 2 * kv) + 8 + 4;  // headers bound these: no overflow
+  const std::string what = option + ": memory estimate";
+  const std::uint64_t bytes = checked_mul<std::uint64_t>(
+      checked_mul<std::uint64_t>(static_cast<std::uint64_t>(positions), per_position, what),
+      static_cast<std::uint64_t>(std::max<std::int64_t>(threads, 1)), what);
+  const std::uint64_t mem = physical_memory_bytes();
+  if (mem > 0 && bytes > mem) {
+    throw std::invalid_argument(option + ": " + std::to_string(positions) + " positions x " +
+                                std::to_string(std::max<std::int64_t>(threads, 1)) + " thread(s) need " +
+                                std::to_string(bytes >> 20) + " MiB of KV cache and activations, more than this machine's " +
+                                std::to_string(mem >> 20) + " MiB of memory");
+  }
+}
+
+/// Worker threads actually used for `tasks` independent forwards: --threads J
+/// (0: all cores), never more than the work.
+inline std::int64_t effective_threads(std::int64_t threads, std::int64_t tasks) {
+  const std::int64_t hw = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::thread::hardware_concurrency()));
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(threads > 0 ? threads : hw, tasks));
 }
 
 /// A double for JSON: NaN and infinities become null (JSON has no such numbers).

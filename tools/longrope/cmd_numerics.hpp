@@ -22,20 +22,21 @@ inline longrope::frequency_options frequency_options_from(const option_parser& o
   return fo;
 }
 
-/// Positions from 2^45 on are refused: beyond it the double angle p * inv_freq
-/// (inv_freq <= 1) leaves the range where the exact mode's reduction is exact.
-inline constexpr std::int64_t kMaxPosition = (std::int64_t{1} << 45) - 1;
+/// Positions above 2^29 are refused: beyond it the double angle p * inv_freq
+/// (theta_0 = 1 rad per position) loses the float accuracy the tables promise
+/// (rope_frequencies::max_angle; at 2^45 the angle's rounding alone is 4e-3).
+inline constexpr std::int64_t kMaxPosition = static_cast<std::int64_t>(longrope::rope_frequencies::max_angle);
 
 inline std::int64_t checked_position(std::int64_t p, const std::string& item) {
   if (p < 0) throw std::invalid_argument("--positions: position " + item + " is negative");
   if (p > kMaxPosition) {
-    throw std::invalid_argument("--positions: position " + item + " exceeds the supported maximum 2^45 - 1");
+    throw std::invalid_argument("--positions: position " + item + " exceeds the supported maximum 2^29 = 536870912");
   }
   return p;
 }
 
 /// Parses "0,1,4095:4097" (integers and half-open a:b ranges, a <= b) into
-/// positions. Every position must be in [0, 2^45); at most max_count positions.
+/// positions. Every position must be in [0, 2^29]; at most max_count positions.
 inline std::vector<std::int64_t> parse_positions(const std::string& list, std::size_t max_count) {
   if (list.empty()) throw std::invalid_argument("--positions: empty list");
   std::vector<std::int64_t> out;
@@ -53,7 +54,7 @@ inline std::vector<std::int64_t> parse_positions(const std::string& list, std::s
       if (a < 0 || b < 0) throw std::invalid_argument("--positions: range " + item + " has a negative bound");
       if (b < a) throw std::invalid_argument("--positions: range " + item + " is reversed (a:b needs a <= b)");
       if (b > kMaxPosition + 1) {
-        throw std::invalid_argument("--positions: range " + item + " exceeds the supported maximum 2^45 - 1");
+        throw std::invalid_argument("--positions: range " + item + " exceeds the supported maximum 2^29 = 536870912");
       }
       if (static_cast<std::uint64_t>(b - a) > max_count) {
         throw std::invalid_argument("--positions: range " + item + " has more than " + std::to_string(max_count) +

@@ -6,9 +6,11 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <llama2c/extension.hpp>
 #include <llama2c/perplexity.hpp>
@@ -43,7 +45,7 @@ const char* const kSearchHelp =
     "  --topk K           elite kept as parents (default 32)\n"
     "  --iterations T     generations after the initial one (default 40)\n"
     "  --seed S           search seed (default 0)\n"
-    "  --threads J        evaluation threads (default: all cores)\n"
+    "  --threads J        evaluation threads, at most 1024 (default: all cores)\n"
     "  --no-n-hat         keep n_hat = 0 (the official release) instead of searching it\n"
     "  --lambda-max X     grid top (default 1.25 s)\n"
     "  --max-seconds S    wall-time budget, checked after each generation (default none)\n"
@@ -80,7 +82,11 @@ int cmd_search(const args& a) {
   eo.search.crossovers = small_int("--crossovers", 16, 0);
   eo.search.top_k = small_int("--topk", 32, 1);
   eo.search.iterations = small_int("--iterations", 40, 0);
-  eo.search.threads = small_int("--threads", 0, 0);
+  const std::int64_t threads = opt.int_or("--threads", 0);
+  if (threads < 0 || threads > 1024) {
+    throw std::invalid_argument("--threads: must be in [0, 1024], got " + std::to_string(threads));
+  }
+  eo.search.threads = static_cast<int>(threads);
   const std::int64_t seed = opt.int_or("--seed", 0);
   if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
   eo.search.seed = static_cast<std::uint64_t>(seed);
@@ -94,6 +100,8 @@ int cmd_search(const args& a) {
   const loaded_model m = load_model(opt);
   const auto stream = read_stream(opt, m);
   const auto wins = llama2c::make_windows(stream, context, windows, first);
+  // Candidates are scored a generation at a time: every thread can be busy.
+  check_forward_memory(m.ck.config, context, effective_threads(eo.search.threads, std::int64_t{1} << 30), "--context");
   const llama2c::transformer<float> model(m.ck);
   const auto t0 = std::chrono::steady_clock::now();
   std::fprintf(stderr, "search: context %lld (scale %.3g), %lld window(s), population %d, %d iterations\n",
@@ -107,6 +115,13 @@ int cmd_search(const args& a) {
     return true;
   });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& [name, v] : {std::pair<const char*, double>{"best", r.search.best_score}, {"none", r.baselines.none},
+                                {"pi", r.baselines.pi}, {"ntk", r.baselines.ntk}, {"yarn", r.baselines.yarn}}) {
+    if (!std::isfinite(v)) {
+      throw std::invalid_argument(std::string("perplexity (") + name + ") is not finite (" + std::to_string(v) +
+                                  "): the model's activations overflow float32");
+    }
+  }
 
   nlohmann::json out;
   out["rescale_factors"] = r.search.best.factors;
@@ -130,8 +145,7 @@ int cmd_search(const args& a) {
   const std::string text = out.dump(2);
   std::printf("%s\n", text.c_str());
   if (out_path) {
-    std::ofstream f(*out_path);
-    if (!(f << text << '\n')) throw std::invalid_argument(*out_path + ": cannot write");
+    longrope::write_file_atomic(*out_path, text + "\n");
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/checked.hpp>
 #include <longrope/frequencies.hpp>
 #include <longrope/json.hpp>
 #include <longrope/table.hpp>
@@ -20,6 +21,10 @@ namespace longrope_cli {
 
 namespace {
 constexpr std::size_t kMaxPositions = std::size_t{1} << 16;  // ~100 values each: keeps the JSON output below ~150 MB
+/// positions x pairs per table: 2^23 values (32 MB per float table, ~350 MB of JSON
+/// for cos and sin) is far more than any use of the printed table; above it the
+/// table is refused with its size named instead of allocating gigabytes.
+constexpr std::uint64_t kMaxTableValues = std::uint64_t{1} << 23;
 
 const char* const kTableHelp =
     "usage: longrope table --config FILE --positions LIST [--seq-len N] [--n-hat K]\n"
@@ -29,13 +34,14 @@ const char* const kTableHelp =
     "(pair order, attention factor applied; positions p < n_hat use the unscaled angles).\n"
     "\n"
     "  --config FILE     a transformers config.json (rope_scaling or rope_parameters)\n"
-    "  --positions LIST  comma-separated integers >= 0 and half-open ranges a:b\n"
-    "                    (4095:4097 is 4095,4096); at most 65536 positions\n"
+    "  --positions LIST  comma-separated integers in [0, 2^29] and half-open ranges a:b\n"
+    "                    (4095:4097 is 4095,4096); at most 65536 positions and\n"
+    "                    2^23 values (positions x rotary_dim/2)\n"
     "  --seq-len N       sequence length: LongRoPE long factors iff N > original length\n"
     "                    (default: short factors, as transformers at start-up)\n"
     "  --n-hat K         start-token cutoff, overrides the config's n_hat (default: config, else 0)\n"
     "  --precision P     exact (default): angle in double, reduced mod 2 pi, error < 2e-7 up to\n"
-    "                    p = 2^24; float32: transformers' float32 angle (drifts with p)\n"
+    "                    angles of 2^29 rad; float32: transformers' float32 angle (drifts with p)\n"
     "  --dtype T         float (default): the values a float32 model sees; double: the\n"
     "                    table computed in double (exact mode error ~1e-9)\n";
 }  // namespace
@@ -68,6 +74,14 @@ int cmd_table(const args& a) {
   const longrope::rope_frequencies f(cfg, frequency_options_from(opt));
   const auto rows = static_cast<std::ptrdiff_t>(positions.size());
   const int n = f.pairs();
+  const std::uint64_t values = longrope::checked_mul<std::uint64_t>(positions.size(), static_cast<std::uint64_t>(n),
+                                                                    "--positions: table size");
+  if (values > kMaxTableValues) {
+    throw std::invalid_argument("--positions: " + std::to_string(positions.size()) + " positions x " + std::to_string(n) +
+                                " pairs = " + std::to_string(values) + " values (" +
+                                std::to_string(values * 2 * (dtype == "float" ? 4 : 8) >> 20) +
+                                " MiB for cos and sin) exceed the table limit of 8388608 values");
+  }
   nlohmann::json out;
   out["positions"] = positions;
   auto emit = [&](auto zero) {

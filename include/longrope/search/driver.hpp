@@ -172,9 +172,13 @@ inline evolutionary_search::evolutionary_search(const search_checkpoint& cp)
   if (!std::is_sorted(st_.population.begin(), st_.population.end(), detail::ranked_before)) {
     search_fail("checkpoint.population: not ranked");
   }
-  for (const auto& c : cp.pending) {
-    if (!space_.is_valid(c)) search_fail("checkpoint.pending: a candidate is not valid in the space");
-    if (cache_.count(c) != 0) search_fail("checkpoint.pending: candidate already evaluated");
+  {
+    std::set<candidate> seen;
+    for (const auto& c : cp.pending) {
+      if (!space_.is_valid(c)) search_fail("checkpoint.pending: a candidate is not valid in the space");
+      if (cache_.count(c) != 0) search_fail("checkpoint.pending: candidate already evaluated");
+      if (!seen.insert(c).second) search_fail("checkpoint.pending: duplicate candidate");
+    }
   }
   if (cp.iteration < 0 || cp.evaluations < 0 || cp.stale_generations < 0) {
     search_fail("checkpoint: negative counter");

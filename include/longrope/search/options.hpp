@@ -57,7 +57,8 @@ struct search_options {
   /// Throws longrope::error ("longrope.search") naming the field: population,
   /// top_k or max_attempts < 1, negative mutations, crossovers, iterations,
   /// patience, threads or budgets, probabilities outside [0, 1], a negative or
-  /// non-finite tolerance. O(1).
+  /// non-finite tolerance; population, mutations, crossovers, top_k above 2^24,
+  /// max_attempts above 2^20, threads above 1024. O(1).
   void validate() const;
 };
 
@@ -171,6 +172,16 @@ inline void search_options::validate() const {
   at_least(patience, 0, "patience");
   at_least(threads, 0, "threads");
   at_least(mutation_radius, 0, "mutation_radius");
+  // Upper bounds (issue 9): sums such as mutations + crossovers stay far inside int.
+  auto at_most = [](int v, int hi, const char* name) {
+    if (v > hi) search_fail(std::string("options.") + name + ": must be <= " + std::to_string(hi) + ", got " + std::to_string(v));
+  };
+  at_most(population, 1 << 24, "population");
+  at_most(mutations, 1 << 24, "mutations");
+  at_most(crossovers, 1 << 24, "crossovers");
+  at_most(top_k, 1 << 24, "top_k");
+  at_most(max_attempts, 1 << 20, "max_attempts");
+  at_most(threads, 1024, "threads");
   auto prob = [](double v, const char* name) {
     if (!(v >= 0.0 && v <= 1.0)) search_fail(std::string("options.") + name + ": must be in [0, 1], got " + std::to_string(v));
   };

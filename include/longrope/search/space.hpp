@@ -230,7 +230,7 @@ inline search_space::search_space(search_space_config cfg) : cfg_(std::move(cfg)
   const double inv = 1.0 / cfg_.step;
   const double units = std::round(inv);
   const double origin = std::round(cfg_.lambda_min * units);
-  if (units >= 1.0 && units <= 1e9 && std::fabs(inv - units) <= 1e-9 * units &&
+  if (units >= 1.0 && units <= 1e9 && std::fabs(inv - units) <= 1e-9 * units && std::fabs(origin) <= 9e15 &&
       std::fabs(cfg_.lambda_min * units - origin) <= 1e-6) {
     decimal_ = true;
     units_ = units;
@@ -252,7 +252,9 @@ inline search_space::search_space(search_space_config cfg) : cfg_(std::move(cfg)
       search_fail("space.frozen_factors: last frozen factor " + std::to_string(last) + " exceeds lambda_max " +
                   std::to_string(value(max_index())));
     }
-    int k = std::max(0, static_cast<int>(std::floor((last - cfg_.lambda_min) / cfg_.step)));
+    // Clamped in double first: a frozen factor far below lambda_min must not overflow the cast.
+    int k = static_cast<int>(std::clamp(std::floor((last - cfg_.lambda_min) / cfg_.step), 0.0,
+                                        static_cast<double>(max_index())));
     while (k < max_index() && value(k) < last - 1e-12) ++k;
     min_index_ = k;
   }

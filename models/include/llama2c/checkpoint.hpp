@@ -40,7 +40,9 @@
 #include <string>
 #include <vector>
 
+#include <longrope/checked.hpp>
 #include <longrope/error.hpp>
+#include <longrope/io.hpp>
 
 namespace llama2c {
 
@@ -310,17 +312,8 @@ inline checkpoint parse_checkpoint(const unsigned char* data, std::size_t size, 
 }
 
 inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) detail::io_fail(path, "cannot open for reading");
-  in.seekg(0, std::ios::end);
-  const std::streamoff end = in.tellg();
-  if (end < 0) detail::io_fail(path, "cannot determine the file size");
-  in.seekg(0, std::ios::beg);
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(end));
-  if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
-    detail::io_fail(path, "read error");
-  }
-  return bytes;
+  // longrope's one file reader: "X is a directory", "cannot read X: <errno text>".
+  return longrope::read_file_bytes(path, std::uint64_t{1} << 36);
 }
 
 inline checkpoint load_checkpoint(const std::string& path) {

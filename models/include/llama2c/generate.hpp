@@ -51,7 +51,9 @@ class xorshift_rng {
 /// whole sequence: the prompt followed by the generated tokens. `on_token`,
 /// when set, is called with (previous, token) for every generated token (for
 /// streaming output). Throws longrope::error ("longrope.argument") for an
-/// empty prompt, steps < prompt size, a negative or non-finite temperature.
+/// empty prompt, steps < prompt size, a negative or non-finite temperature,
+/// and non-finite logits (weights whose activations overflow). The KV cache
+/// grows with the sequence (no up-front reservation for `steps`).
 /// O(steps * forward of one token over the cache).
 template <class T>
 std::vector<int> generate(const transformer<T>& model, const longrope::rope_frequencies& f, std::vector<int> prompt,
@@ -69,7 +71,9 @@ std::vector<int> generate(const transformer<T>& model, const longrope::rope_freq
   kv_cache<T> cache;
   workspace<T> ws;
   matrix_rm<T> logits;
-  cache.reserve(model.config(), static_cast<index_t>(opt.steps));
+  // No up-front reservation for `steps` positions: the cache grows
+  // geometrically as tokens arrive, so memory follows the text actually
+  // generated (generation usually stops at BOS long before steps).
   xorshift_rng rng(opt.seed);
   std::vector<int> seq = std::move(prompt);
   model.forward(seq.data(), static_cast<index_t>(seq.size()), cache, f, ws);
@@ -77,6 +81,10 @@ std::vector<int> generate(const transformer<T>& model, const longrope::rope_freq
   while (static_cast<std::int64_t>(seq.size()) < opt.steps) {
     model.logits_rows(ws, last_row, 1, logits);
     auto row = logits.row(0);
+    if (!row.allFinite()) {  // finite but huge weights: refuse instead of sampling from garbage
+      LONGROPE_THROW("longrope.argument", "generate: the logits at position " + std::to_string(seq.size() - 1) +
+                                              " are not finite (the model's activations overflow)");
+    }
     int next = 0;
     if (opt.temperature == 0.0) {
       index_t arg = 0;

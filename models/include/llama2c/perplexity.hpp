@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <longrope/checked.hpp>
 #include <longrope/frequencies.hpp>
 
 #include "tokenizer.hpp"
@@ -48,13 +49,15 @@ inline std::vector<std::vector<int>> make_windows(const std::vector<int>& stream
   if (context < 2) LONGROPE_THROW("longrope.argument", "context: must be >= 2, got " + std::to_string(context));
   if (count < 0 || first < 0) LONGROPE_THROW("longrope.argument", "windows: count and first must be >= 0");
   const std::int64_t have = window_count(static_cast<std::int64_t>(stream.size()), context);
-  if (count == 0) count = have - first;
-  if (count < 1 || first + count > have) {
-    const std::int64_t need = std::max<std::int64_t>(first + std::max<std::int64_t>(count, 1), 1) * (context - 1);
-    LONGROPE_THROW("longrope.argument", "text too short: " + std::to_string(first + std::max<std::int64_t>(count, 1)) +
-                                            " window(s) of " + std::to_string(context) + " tokens need " +
-                                            std::to_string(need) + " stream tokens, the text has " +
-                                            std::to_string(stream.size()));
+  if (count == 0) count = std::max<std::int64_t>(have - first, 0);
+  // Every product and sum of user numbers is overflow-checked (issue 9): a
+  // wrapped first + count once passed this test and read past the stream.
+  const std::int64_t wanted = longrope::checked_add(first, std::max<std::int64_t>(count, 1), "windows: first + count");
+  if (count < 1 || wanted > have) {
+    const std::int64_t need = longrope::checked_mul(wanted, context - 1, "windows: (first + count) * (context - 1) tokens");
+    LONGROPE_THROW("longrope.argument", "text too short: " + std::to_string(wanted) + " window(s) of " +
+                                            std::to_string(context) + " tokens need " + std::to_string(need) +
+                                            " stream tokens, the text has " + std::to_string(stream.size()));
   }
   std::vector<std::vector<int>> w(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i) {
@@ -125,7 +128,10 @@ std::vector<perplexity_result> evaluate_perplexity(const transformer<T>& model,
   }
   const std::size_t nw = windows.size();
   std::vector<double> nll(configs.size() * nw, 0.0);
-  const unsigned t = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  // Threads beyond the work would only allocate idle workspaces and caches.
+  const unsigned t = static_cast<unsigned>(std::max<std::size_t>(
+      1, std::min<std::size_t>(nll.size(), threads > 0 ? static_cast<unsigned>(threads)
+                                                       : std::max(1u, std::thread::hardware_concurrency()))));
   std::vector<workspace<T>> ws(t);
   std::vector<kv_cache<T>> cache(t);
   parallel_for(nll.size(), static_cast<int>(t), [&](std::size_t task, unsigned id) {

@@ -64,8 +64,10 @@ class tokenizer {
   std::optional<int> lookup(std::string_view piece) const;
 
   /// run.c's encode (see the file comment). O(n log n) in the text length.
-  /// Throws longrope::error ("longrope.argument") when a byte token would be
-  /// needed but the vocabulary has fewer than 259 entries, or " " is missing.
+  /// Every returned id is in [0, vocab_size()). Throws longrope::error
+  /// ("longrope.argument") when a byte token would be needed but the
+  /// vocabulary has fewer than 259 entries, " " is missing, or BOS (1) / EOS
+  /// (2) is requested from a vocabulary too small to hold it.
   std::vector<int> encode(std::string_view text, bool bos, bool eos) const;
 
   /// run.c's decode of `token` following `prev` (see the file comment).
@@ -175,6 +177,11 @@ inline std::optional<int> tokenizer::lookup(std::string_view p) const {
 }
 
 inline std::vector<int> tokenizer::encode(std::string_view text, bool bos, bool eos) const {
+  // Every id emitted is in [0, vocab_size()): BOS and EOS are fixed ids.
+  if ((bos && kBos >= vocab_size()) || (eos && kEos >= vocab_size())) {
+    LONGROPE_THROW("longrope.argument", std::string("tokenizer: ") + (bos && kBos >= vocab_size() ? "BOS (id 1)" : "EOS (id 2)") +
+                                            " is outside the vocabulary of " + std::to_string(vocab_size()) + " piece(s)");
+  }
   std::vector<int> tok;
   tok.reserve(text.size() + 3);
   if (bos) tok.push_back(kBos);
