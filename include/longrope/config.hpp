@@ -127,6 +127,13 @@ struct rope_config {
   llama3_params llama3;
   longrope_params longrope;
   std::int64_t n_hat = 0;                   ///< start-token cutoff, >= 0.
+  /// LongRoPE2's per-pair attention temperature (mscale), for every method.
+  /// Empty (the default): cos and sin of every pair are multiplied by the one
+  /// scalar attention factor. Otherwise pairs() values m_i > 0: cos and sin of
+  /// pair i are multiplied by attention_factor * m_i (LongRoPE2 sets the
+  /// attention factor to 1 so m_i is the whole temperature of pair i). All
+  /// ones gives exactly the scalar behaviour. No transformers config carries it.
+  std::vector<double> pair_mscale;
 
   /// rotary_dim with 0 resolved to head_dim.
   int effective_rotary_dim() const noexcept { return rotary_dim == 0 ? head_dim : rotary_dim; }
@@ -209,6 +216,7 @@ inline void rope_config::validate() const {
     config_fail("layout", "unknown pair layout");
   }
   if (n_hat < 0) config_fail("n_hat", "must be >= 0, got " + std::to_string(n_hat));
+  if (!pair_mscale.empty()) detail::require_factor_vector(pair_mscale, pairs(), "pair_mscale");
   switch (type) {
     case rope_type::none: break;
     case rope_type::linear:

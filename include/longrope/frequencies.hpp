@@ -5,7 +5,7 @@
 /// rope_frequencies: the immutable, thread-safe result of a rope_config for one
 /// context: the inverse frequencies of every rotary pair (in double), the
 /// per-pair rescale factors lambda_i = theta_i / inv_freq_i, the attention
-/// factor and the n_hat cutoff. Everything downstream (tables, rotation,
+/// factor (and LongRoPE2's per-pair mscale) and the n_hat cutoff. Everything downstream (tables, rotation,
 /// re-rotation, the search) reads one of these.
 ///
 /// Semantics follow transformers' ROPE_INIT_FUNCTIONS exactly, in double
@@ -74,7 +74,7 @@ class rope_frequencies {
   /// is refused too ("longrope.config", naming the keys it comes from), so a
   /// rope_frequencies never holds inf or NaN; so is an attention factor above
   /// 1e6 (its float tables would overflow). O(rotary_dim); allocates
-  /// three vectors of rotary_dim/2 doubles.
+  /// four vectors of rotary_dim/2 doubles.
   explicit rope_frequencies(const rope_config& cfg, const frequency_options& opt = {});
 
   const rope_config& config() const noexcept { return cfg_; }
@@ -93,6 +93,11 @@ class rope_frequencies {
   const std::vector<double>& rescale_factors() const noexcept { return rescale_; }
   /// Multiplier applied to cos and sin on the rotary dims (logits scale by its square).
   double attention_factor() const noexcept { return attention_factor_; }
+  /// Per-pair multiplier of cos and sin: amplitude()[i] = attention_factor() *
+  /// pair_mscale[i] (== attention_factor() for every pair without pair_mscale).
+  const std::vector<double>& amplitude() const noexcept { return amplitude_; }
+  /// True iff the config carries a per-pair mscale (rope_config::pair_mscale).
+  bool has_pair_mscale() const noexcept { return !cfg_.pair_mscale.empty(); }
   /// Positions p < n_hat() use theta_i instead of inv_freq_i.
   std::int64_t n_hat() const noexcept { return cfg_.n_hat; }
   /// LongRoPE: the factor set in use; factor_set::none for other methods.
@@ -128,6 +133,7 @@ class rope_frequencies {
   std::vector<double> inv_freq_;
   std::vector<double> rescale_;
   double attention_factor_ = 1.0;
+  std::vector<double> amplitude_;
   factor_set set_ = factor_set::none;
   std::int64_t max_position_ = 0;
 };
@@ -305,6 +311,15 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     finite_positive(attention_factor_, "attention_factor", -1, from.c_str());
     LONGROPE_THROW("longrope.config", "attention_factor = " + std::to_string(attention_factor_) +
                                           " is above 1e6 (cos/sin tables would overflow float; from " + from + ")");
+  }
+  amplitude_.assign(static_cast<std::size_t>(n), attention_factor_);
+  for (std::size_t i = 0; i < cfg_.pair_mscale.size(); ++i) amplitude_[i] = attention_factor_ * cfg_.pair_mscale[i];
+  for (int i = 0; i < n; ++i) {
+    if (!(std::isfinite(at(amplitude_, i)) && at(amplitude_, i) > 0.0 && at(amplitude_, i) <= 1e6)) {
+      LONGROPE_THROW("longrope.config", "amplitude of pair " + std::to_string(i) + " (attention_factor * pair_mscale[" +
+                                            std::to_string(i) + "]) = " + std::to_string(at(amplitude_, i)) +
+                                            " is not a finite number in (0, 1e6]");
+    }
   }
   double max_freq = 0.0;
   for (double v : theta_) max_freq = std::max(max_freq, v);

@@ -11,7 +11,8 @@
 /// What is computed, for every batch row b, token t in the range, head h and
 /// rotary pair i < n, with p = pos(b, t), f_i(p) the frequency of pair i at p
 /// (rope_frequencies::frequency: theta_i below n_hat, inv_freq_i from n_hat on)
-/// and g = to.attention_factor() / from.attention_factor():
+/// and g = g_i = to.amplitude()[i] / from.amplitude()[i] (the attention factors' ratio,
+/// per pair when either side has LongRoPE2's pair_mscale):
 ///
 ///     delta = p * (f_i^to(p) - f_i^from(p))             formed in double, reduced mod 2 pi
 ///     (x0, x1) -> g * (x0 cos delta - x1 sin delta,  x0 sin delta + x1 cos delta)
@@ -119,7 +120,8 @@ void rerotate(const rope_frequencies& from, const rope_frequencies& to, heads_vi
   detail::rerotate_check(from, to, keys, pos, tokens);
   if (tokens.size() == 0) return;
   const int n = from.pairs();
-  const double g = to.attention_factor() / from.attention_factor();
+  const double* amp_to = to.amplitude().data();  // attention factor times pair_mscale[i]
+  const double* amp_from = from.amplitude().data();
   const bool half = from.layout() == pair_layout::half_split;
   const std::ptrdiff_t off1 = half ? n : 1;     // second channel of pair i, relative to the first
   const std::ptrdiff_t step = half ? 1 : 2;     // first channel of pair i is i * step
@@ -128,6 +130,7 @@ void rerotate(const rope_frequencies& from, const rope_frequencies& to, heads_vi
       const std::int64_t p = pos(b, t);
       const double pd = static_cast<double>(p);
       for (int i = 0; i < n; ++i) {
+        const double g = amp_to[i] / amp_from[i];
         const double df = to.frequency(p, i) - from.frequency(p, i);
         if (df == 0.0 && g == 1.0) continue;  // identical pair: leave it bit-identical
         const double r = detail::reduce_two_pi(pd * df);

@@ -8,9 +8,10 @@
 /// What is computed, for every batch row b in [0, x.batch), token t in the
 /// token range, head h and rotary pair i < n = f.pairs(), with p = pos(b, t):
 ///
-///     c = att * cos(p * f_i(p)),  s = att * sin(p * f_i(p))      (att = f.attention_factor())
+///     c = a_i * cos(p * f_i(p)),  s = a_i * sin(p * f_i(p))      (a_i = f.amplitude()[i]: the attention
+///                                                                factor, times LongRoPE2's pair_mscale[i])
 ///     forward:  (x0, x1) -> (x0 c - x1 s,  x0 s + x1 c)
-///     inverse:  (x0, x1) -> (x0 c + x1 s, -x0 s + x1 c) / att^2   (the exact inverse of forward)
+///     inverse:  (x0, x1) -> (x0 c + x1 s, -x0 s + x1 c) / a_i^2   (the exact inverse of forward)
 ///
 /// where f_i(p) is rope_frequencies::frequency (theta_i below n_hat, inv_freq_i
 /// from n_hat on) and the pair (x0, x1) sits in the head vector as

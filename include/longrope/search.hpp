@@ -45,6 +45,7 @@
 ///   search/parallel.hpp     evaluating a batch on threads
 ///   search/driver.hpp       evolutionary_search (ask/tell, run, run_parallel)
 ///   search/progressive.hpp  progressive stages
+///   search/longrope2.hpp    LongRoPE2: critical dimensions, NTK-derived pairs, mscale stage
 
 #include "search/rng.hpp"
 #include "search/space.hpp"
@@ -54,3 +55,4 @@
 #include "search/parallel.hpp"
 #include "search/driver.hpp"
 #include "search/progressive.hpp"
+#include "search/longrope2.hpp"

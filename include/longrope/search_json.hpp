@@ -11,7 +11,7 @@
 ///
 ///     {"format": "longrope.search_checkpoint", "version": 1,
 ///      "space":   {"pairs", "lambda_min", "lambda_max", "step", "frozen_factors": [..],
-///                  "n_hat_values": [..], "search_n_hat"},
+///                  "n_hat_values": [..], "search_n_hat", "ntk_derived_pairs", "monotone"},
 ///      "options": {"population", "mutations", "crossovers", "top_k", "iterations",
 ///                  "mutation_probability", "mutation_radius", "mutation": "bounded"|"push",
 ///                  "n_hat_probability", "crossover": "repair"|"reject",
@@ -268,7 +268,9 @@ inline nlohmann::json to_json(const search_checkpoint& cp) {
                 {"step", sp.step},
                 {"frozen_factors", sp.frozen_factors},
                 {"n_hat_values", sp.n_hat_values},
-                {"search_n_hat", sp.search_n_hat}};
+                {"search_n_hat", sp.search_n_hat},
+                {"ntk_derived_pairs", sp.ntk_derived_pairs},
+                {"monotone", sp.monotone}};
   const auto& o = cp.options;
   j["options"] = {{"population", o.population},
                   {"mutations", o.mutations},
@@ -340,6 +342,11 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
     }
   }
   cp.space.search_n_hat = search_bool(sp, "search_n_hat", "space");
+  // LongRoPE2 fields; optional so checkpoints written before them still load.
+  if (sp.is_object() && sp.contains("ntk_derived_pairs")) {
+    cp.space.ntk_derived_pairs = search_int(sp, "ntk_derived_pairs", "space");
+  }
+  if (sp.is_object() && sp.contains("monotone")) cp.space.monotone = search_bool(sp, "monotone", "space");
 
   const auto& o = search_key(j, "options", "");
   auto& op = cp.options;

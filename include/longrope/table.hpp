@@ -5,8 +5,11 @@
 /// cos/sin tables into caller memory, attention factor applied, n_hat respected.
 ///
 /// Row r of the output holds, for position p = positions[r] and pair i < pairs():
-///     cos(r, i) = attention_factor * cos(p * f_i(p)),
-///     sin(r, i) = attention_factor * sin(p * f_i(p)),
+///     cos(r, i) = a_i * cos(p * f_i(p)),
+///     sin(r, i) = a_i * sin(p * f_i(p)),
+/// where a_i = f.amplitude()[i]: the attention factor, times LongRoPE2's
+/// pair_mscale[i] when the config has one (float output on the vector path then
+/// rounds twice: error <= 2^-23 |a_i| instead of 2e-7 absolute),
 /// where f_i(p) = theta_i if p < n_hat else inv_freq_i (rope_frequencies::frequency).
 /// Columns are in pair order. A half-split engine that stores [c0..c(n-1) c0..c(n-1)]
 /// (transformers' cat(freqs, freqs)) duplicates each row; the rotation kernels in
@@ -49,6 +52,7 @@
 
 #define LONGROPE_INTERNAL_INCLUDE
 #include "detail/angle.hpp"
+#include "detail/pair_mscale.hpp"
 #include "detail/simd.hpp"
 #undef LONGROPE_INTERNAL_INCLUDE
 
@@ -80,17 +84,17 @@ template <class T>
 void table_row_scalar(const rope_frequencies& f, std::int64_t p, T* c, T* s,
                       angle_precision prec) noexcept {
   const int n = f.pairs();
-  const double att = f.attention_factor();
+  const double* amp = f.amplitude().data();  // attention factor (times pair_mscale[i])
   if (prec == angle_precision::exact) {
     for (int i = 0; i < n; ++i) {
       const double r = reduce_two_pi(f.angle(p, i));
-      c[i] = static_cast<T>(att * std::cos(r));
-      s[i] = static_cast<T>(att * std::sin(r));
+      c[i] = static_cast<T>(amp[i] * std::cos(r));
+      s[i] = static_cast<T>(amp[i] * std::sin(r));
     }
   } else {
     const float pf = static_cast<float>(p);
-    const float af = static_cast<float>(att);
     for (int i = 0; i < n; ++i) {
+      const float af = static_cast<float>(amp[i]);
       const float a = static_cast<float>(f.frequency(p, i)) * pf;
       c[i] = static_cast<T>(std::cos(a) * af);
       s[i] = static_cast<T>(std::sin(a) * af);
@@ -107,6 +111,7 @@ void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, ang
     if (prec == angle_precision::exact) {
       const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
       sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+      apply_pair_mscale(f, c, s);
       return;
     }
   }
@@ -131,6 +136,9 @@ void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows
         const auto r = static_cast<std::ptrdiff_t>(split);
         fill_range_scaled(f.inv_freq().data(), p0 + split, rows - split, att, f.pairs(), c.row(r), c.row_stride,
                           s.row(r), s.row_stride);
+      }
+      if (f.has_pair_mscale()) {
+        for (std::ptrdiff_t r = 0; r < rows; ++r) apply_pair_mscale(f, c.row(r), s.row(r));
       }
       return;
     }

@@ -18,6 +18,7 @@
 
 #include "cli_args.hpp"
 #include "cmd_model.hpp"
+#include "cmd_search_longrope2.hpp"
 #include "commands.hpp"
 
 namespace longrope_cli {
@@ -49,10 +50,13 @@ const char* const kSearchHelp =
     "  --no-n-hat         keep n_hat = 0 (the official release) instead of searching it\n"
     "  --lambda-max X     grid top (default 1.25 s)\n"
     "  --max-seconds S    wall-time budget, checked after each generation (default none)\n"
-    "  --out FILE         also write the JSON result here\n";
+    "  --out FILE         also write the JSON result here\n"
+    "\n"
+    "--method longrope2 runs LongRoPE2 instead (longrope search --method longrope2 --help).\n";
 }  // namespace
 
 int cmd_search(const args& a) {
+  if (is_longrope2_search(a)) return cmd_search_longrope2(a);
   const option_parser opt(a, model_options({"--text", "--tokens", "--context", "--windows", "--first-window",
                                             "--population", "--mutations", "--crossovers", "--topk", "--iterations",
                                             "--seed", "--threads", "--lambda-max", "--max-seconds", "--out"}),

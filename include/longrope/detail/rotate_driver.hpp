@@ -17,6 +17,7 @@
 #include "../error.hpp"
 #include "../frequencies.hpp"
 #include "../view.hpp"
+#include "pair_mscale.hpp"
 #include "rotate_scalar.hpp"
 #include "rotate_simd.hpp"
 
@@ -109,6 +110,7 @@ template <kernel_path P, class C>
 inline void token_coeffs(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
   if constexpr (P == kernel_path::vector && std::is_same_v<C, float>) {
     token_coeffs_vector(f, p, c, s);
+    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
   } else {
     token_coeffs_scalar(f, p, c, s);
   }
@@ -128,7 +130,7 @@ void rotate_loops(const rope_frequencies& f, const table_ref* tab, const io_pair
   using C = compute_t<T>;
   const int n = f.pairs();
   const pair_layout layout = f.layout();
-  const double att = f.attention_factor();
+  const double* amp = f.amplitude().data();
   alignas(64) C cbuf[kMaxRotaryPairs];
   alignas(64) C sbuf[kMaxRotaryPairs];
   head_kernel_t<P, T> kernel;
@@ -160,7 +162,7 @@ void rotate_loops(const rope_frequencies& f, const table_ref* tab, const io_pair
       } else {
         token_coeffs<P>(f, p, cbuf, sbuf);
       }
-      if (inverse) invert_coeffs(cbuf, sbuf, n, att);
+      if (inverse) invert_coeffs(cbuf, sbuf, n, amp);
       kernel.prepare(c, s, n, layout);
       apply_heads(q, b, t, kernel);
       if (k != nullptr) apply_heads(*k, b, t, kernel);

@@ -44,25 +44,26 @@ inline T store_as(C v) noexcept {
 }
 
 /// Scalar reference coefficients of one token, pair order, forward sign:
-/// c[i] = att * cos(p f_i(p)), s[i] = att * sin(p f_i(p)), the angle formed in
+/// c[i] = a_i cos(p f_i(p)), s[i] = a_i sin(p f_i(p)) (a_i = f.amplitude()[i]), the angle formed in
 /// double and reduced mod 2 pi (as fill_table's exact path).
 template <class C>
 inline void token_coeffs_scalar(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
   const int n = f.pairs();
-  const double att = f.attention_factor();
+  const double* amp = f.amplitude().data();  // attention factor (times pair_mscale[i])
   for (int i = 0; i < n; ++i) {
     const double r = reduce_two_pi(f.angle(p, i));
-    c[i] = static_cast<C>(att * std::cos(r));
-    s[i] = static_cast<C>(att * std::sin(r));
+    c[i] = static_cast<C>(amp[i] * std::cos(r));
+    s[i] = static_cast<C>(amp[i] * std::sin(r));
   }
 }
 
-/// Turns forward coefficients (att cos, att sin) into the inverse map's:
-/// R(-a) / att  =  (att cos, -att sin) / att^2.
+/// Turns forward coefficients (a_i cos, a_i sin) into the inverse map's:
+/// R(-a) / a_i  =  (a_i cos, -a_i sin) / a_i^2, a_i = amp[i] (the attention
+/// factor, times pair_mscale[i] when there is one).
 template <class C>
-inline void invert_coeffs(C* c, C* s, int n, double att) noexcept {
-  const C k = static_cast<C>(1.0 / (att * att));
+inline void invert_coeffs(C* c, C* s, int n, const double* amp) noexcept {
   for (int i = 0; i < n; ++i) {
+    const C k = static_cast<C>(1.0 / (amp[i] * amp[i]));
     c[i] = c[i] * k;
     s[i] = -s[i] * k;
   }

@@ -124,7 +124,7 @@ inline void repair(const search_space& space, candidate& c) {
     c.lambda_index.resize(detail::uz(m), fill);
   }
   for (int& k : c.lambda_index) k = std::clamp(k, space.min_index(), space.max_index());
-  detail::isotonic_round(c.lambda_index);
+  if (space.config().monotone) detail::isotonic_round(c.lambda_index);
   c.n_hat_index = std::clamp(c.n_hat_index, 0, static_cast<int>(space.n_hat_values().size()) - 1);
 }
 
@@ -161,7 +161,10 @@ candidate mutate(const search_space& space, const candidate& parent, double p, U
     // The window the radius allows around the current value (whole grid for 0).
     const int wlo = radius > 0 ? std::max(space.min_index(), cur - std::min(cur, radius)) : space.min_index();
     const int whi = radius > 0 ? cur + std::min(space.max_index() - cur, radius) : space.max_index();
-    if (mode == mutation_mode::bounded) {
+    if (!space.config().monotone) {
+      // No order to keep: uniform in the window.
+      x[detail::uz(i)] = wlo + static_cast<int>(uniform_index(g, static_cast<std::uint64_t>(whi - wlo) + 1));
+    } else if (mode == mutation_mode::bounded) {
       const int lo = std::max(wlo, i > 0 ? x[detail::uz(i - 1)] : space.min_index());
       const int hi = std::min(whi, i + 1 < m ? x[detail::uz(i + 1)] : space.max_index());
       x[detail::uz(i)] = lo + static_cast<int>(uniform_index(g, static_cast<std::uint64_t>(hi - lo) + 1));
@@ -210,7 +213,7 @@ std::optional<candidate> crossover(const search_space& space, const candidate& a
   bool ordered = true;
   for (std::size_t i = 0; i < m; ++i) {
     c.lambda_index[i] = coin() ? a.lambda_index[i] : b.lambda_index[i];
-    if (i > 0 && c.lambda_index[i] < c.lambda_index[i - 1]) ordered = false;
+    if (i > 0 && c.lambda_index[i] < c.lambda_index[i - 1] && space.config().monotone) ordered = false;
   }
   c.n_hat_index = coin() ? a.n_hat_index : b.n_hat_index;
   if (!ordered) {

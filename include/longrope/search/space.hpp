@@ -56,6 +56,17 @@ struct search_space_config {
   /// non-decreasing, and the searched pairs are kept >= its last value so the
   /// whole vector stays monotone. Empty: every pair is searched (the paper).
   std::vector<double> frozen_factors;
+  /// LongRoPE2 (search/longrope2.hpp): the k = ntk_derived_pairs lower pairs
+  /// are neither searched nor fixed but derived from the anchor pair k (the
+  /// first searched pair) by the NTK rule lambda_i = lambda_k^(i / k), i < k,
+  /// whenever a candidate becomes a factor vector (point()), so they follow
+  /// every mutation and crossover. Needs lambda_min >= 1 (then the derived
+  /// pairs rise from 1 to below lambda_k: the whole vector stays monotone).
+  /// 0 (default): off. Exclusive with frozen_factors.
+  int ntk_derived_pairs = 0;
+  /// false drops the constraint lambda_i <= lambda_{i+1} (the per-pair mscale
+  /// stage of LongRoPE2 searches an unordered vector on the same machinery).
+  bool monotone = true;
   /// The n_hat values searched (sorted ascending, unique, >= 0). A single value
   /// fixes n_hat. Default: the paper's 14 values.
   std::vector<std::int64_t> n_hat_values = paper_n_hat_values();
@@ -118,8 +129,13 @@ class search_space {
   const search_space_config& config() const noexcept { return cfg_; }
   /// Length of a factor vector (rotary_dim / 2).
   int pairs() const noexcept { return cfg_.pairs; }
-  /// Number of frozen pairs (the critical pair index), 0 without LongRoPE2 freezing.
-  int frozen_pairs() const noexcept { return static_cast<int>(cfg_.frozen_factors.size()); }
+  /// Number of pairs not searched (frozen or NTK-derived: the critical pair
+  /// index), 0 for the paper's space.
+  int frozen_pairs() const noexcept {
+    return static_cast<int>(cfg_.frozen_factors.size()) + cfg_.ntk_derived_pairs;
+  }
+  /// True when the pairs below frozen_pairs() are derived from the anchor (LongRoPE2).
+  bool ntk_derived() const noexcept { return cfg_.ntk_derived_pairs > 0; }
   /// Number of searched pairs: the length of candidate::lambda_index.
   int free_pairs() const noexcept { return cfg_.pairs - frozen_pairs(); }
   /// Number of grid points: values lambda_min + k * step, k in [0, grid_size()).
@@ -143,12 +159,12 @@ class search_space {
   int nearest_n_hat_index(std::int64_t n) const noexcept;
 
   /// True iff c has free_pairs() indices in [min_index(), max_index()],
-  /// non-decreasing, and an n_hat index inside the set. O(pairs), noexcept.
+  /// non-decreasing (when monotone), and an n_hat index inside the set. O(pairs), noexcept.
   bool is_valid(const candidate& c) const noexcept;
   /// Throws longrope::error ("longrope.argument") naming the first violation of is_valid.
   void check(const candidate& c, const char* what) const;
 
-  /// The full factor vector (frozen then grid values) and n_hat of c.
+  /// The full factor vector (frozen or NTK-derived pairs, then grid values) and n_hat of c.
   /// Precondition: is_valid(c). O(pairs), allocates one vector.
   search_point point(const candidate& c) const;
 
@@ -236,6 +252,16 @@ inline search_space::search_space(search_space_config cfg) : cfg_(std::move(cfg)
     units_ = units;
     origin_units_ = static_cast<std::int64_t>(origin);
   }
+  if (cfg_.ntk_derived_pairs < 0) {
+    search_fail("space.ntk_derived_pairs: must be >= 0, got " + std::to_string(cfg_.ntk_derived_pairs));
+  }
+  if (cfg_.ntk_derived_pairs > 0 && !cfg_.frozen_factors.empty()) {
+    search_fail("space.ntk_derived_pairs: cannot be combined with frozen_factors");
+  }
+  if (cfg_.ntk_derived_pairs > 0 && cfg_.lambda_min < 1.0) {
+    search_fail("space.ntk_derived_pairs: needs lambda_min >= 1 (the derived pairs must rise), got lambda_min " +
+                std::to_string(cfg_.lambda_min));
+  }
   if (frozen_pairs() >= cfg_.pairs) {
     search_fail("space.frozen_factors: " + std::to_string(frozen_pairs()) +
                 " frozen pairs leave nothing to search (pairs = " + std::to_string(cfg_.pairs) + ")");
@@ -293,7 +319,7 @@ inline bool search_space::is_valid(const candidate& c) const noexcept {
   if (c.n_hat_index < 0 || c.n_hat_index >= static_cast<int>(n_hat_.size())) return false;
   int prev = min_index_;
   for (int k : c.lambda_index) {
-    if (k < prev || k > max_index()) return false;
+    if (k < min_index_ || k > max_index() || (cfg_.monotone && k < prev)) return false;
     prev = k;
   }
   return true;
@@ -317,7 +343,7 @@ inline void search_space::check(const candidate& c, const char* what) const {
                                               " outside the grid [" + std::to_string(min_index_) + ", " +
                                               std::to_string(max_index()) + "]");
     }
-    if (k < prev) {
+    if (cfg_.monotone && k < prev) {
       LONGROPE_THROW("longrope.argument", w + ": lambda_index[" + std::to_string(i) +
                                               "] breaks the constraint lambda_i <= lambda_{i+1}");
     }
@@ -330,6 +356,12 @@ inline search_point search_space::point(const candidate& c) const {
   search_point p;
   p.factors.reserve(detail::uz(cfg_.pairs));
   p.factors.insert(p.factors.end(), cfg_.frozen_factors.begin(), cfg_.frozen_factors.end());
+  if (cfg_.ntk_derived_pairs > 0) {
+    // LongRoPE2: lambda_i = lambda_k^(i/k) below the anchor k (lambda_0 = 1).
+    const double anchor = value(c.lambda_index.front());
+    const double k = static_cast<double>(cfg_.ntk_derived_pairs);
+    for (int i = 0; i < cfg_.ntk_derived_pairs; ++i) p.factors.push_back(std::pow(anchor, static_cast<double>(i) / k));
+  }
   for (int k : c.lambda_index) p.factors.push_back(value(k));
   p.n_hat = n_hat_[detail::uz(c.n_hat_index)];
   return p;

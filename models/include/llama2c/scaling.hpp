@@ -62,6 +62,8 @@ struct scaling {
   std::vector<double> factors;              ///< longrope: head_size / 2 factors lambda_i > 0.
   std::int64_t n_hat = 0;                   ///< start-token cutoff (>= 0).
   std::optional<double> attention_factor;   ///< overrides the method's default.
+  /// LongRoPE2's per-pair mscale (rope_config::pair_mscale), any method; empty: none.
+  std::vector<double> pair_mscale;
 };
 
 /// The scale s = max(1, context / seq_len) used by pi, ntk and yarn.
@@ -82,6 +84,7 @@ inline longrope::rope_config make_rope_config(const model_config& m, const scali
   c.base = 10000.0;
   c.layout = longrope::pair_layout::interleaved;
   c.n_hat = sc.n_hat;
+  c.pair_mscale = sc.pair_mscale;
   const double s = context_scale(m, context);
   switch (sc.method) {
     case scaling_method::none: c.type = longrope::rope_type::none; break;
