@@ -344,7 +344,7 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   cp.space.search_n_hat = search_bool(sp, "search_n_hat", "space");
   // LongRoPE2 fields; optional so checkpoints written before them still load.
   if (sp.is_object() && sp.contains("ntk_derived_pairs")) {
-    cp.space.ntk_derived_pairs = search_int(sp, "ntk_derived_pairs", "space");
+    cp.space.ntk_derived_pairs = search_int(sp, "ntk_derived_pairs", "space", 0, 32768);
   }
   if (sp.is_object() && sp.contains("monotone")) cp.space.monotone = search_bool(sp, "monotone", "space");
 
