@@ -283,7 +283,7 @@ TEST_CASE("train: checkpoints written in v0 and v1 load with the same logits", "
   CHECK_THROWS_AS(serialize_checkpoint(random_model(true, 1), 2), longrope::error);
 }
 
-TEST_CASE("train: stories260K re-serialised as v0 is byte-identical to the file (RoPE tables to 1e-6)", "[train]") {
+TEST_CASE("train: stories260K re-serialised as v0 is byte-identical to the file (RoPE tables to one ulp)", "[train]") {
   const auto path = longrope_test::shared_file("models/stories260K/stories260K.bin");
   if (path.empty()) {
     WARN("skipped: ../shared/models/stories260K not found");
@@ -305,7 +305,7 @@ TEST_CASE("train: stories260K re-serialised as v0 is byte-identical to the file 
     std::memcpy(&b, bytes.data() + i, 4);
     worst = std::max(worst, static_cast<double>(std::abs(a - b)));
   }
-  CHECK(worst == 0.0);
+  CHECK(worst <= 1.2e-7);  // one float32 ulp at 1 (torch and libm cos differ in the last bit)
   const auto v1 = serialize_checkpoint(ck, 1);
   const auto back = parse_checkpoint(v1.data(), v1.size(), "v1");
   CHECK(back.wq == ck.wq);
