@@ -5,3 +5,8 @@
 if(TARGET longrope_toymodel)
   longrope_add_test(test_train SOURCES test_train.cpp LIBS longrope_toymodel)
 endif()
+if(TARGET longrope_cli)
+  longrope_add_test(test_finetune_cli SOURCES test_finetune_cli.cpp LIBS nlohmann_json::nlohmann_json)
+  target_compile_definitions(test_finetune_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
+  add_dependencies(test_finetune_cli longrope_cli)
+endif()
