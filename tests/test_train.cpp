@@ -5,6 +5,7 @@
 // the double one, the document mask against separate documents, checkpoint
 // round trips (v0, v1) and stories260K re-serialised byte for byte, resume
 // bit-identical to an uninterrupted run, training-state errors.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -412,4 +413,21 @@ TEST_CASE("train: options and data sources reject bad input", "[train]") {
   CHECK(a.size() == 30);
   CHECK(a[0] == kBos);
   CHECK_THROWS_AS(src.restore({1u << 30, 0, 0}), longrope::error);
+}
+
+TEST_CASE("train: stories sampled from the model form BOS-separated sequences and resume", "[train]") {
+  const auto ck = random_model(true, 50);
+  const transformer<float> model(ck);
+  sampled_source<float> src(model, 40, 1.0, 3, 16);  // stories of at most 16 tokens
+  std::vector<int> a, b;
+  src.next(a);
+  REQUIRE(a.size() == 40);
+  CHECK(a[0] == kBos);
+  CHECK(std::count(a.begin(), a.end(), kBos) >= 3);  // at least three stories in 40 tokens
+  const auto st = src.state();
+  src.next(a);
+  src.restore(st);
+  src.next(b);
+  CHECK(a == b);
+  CHECK_THROWS_AS(sampled_source<float>(model, 40, 0.0, 3), longrope::error);
 }
