@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -32,9 +34,10 @@ inline std::set<std::string> model_options(std::set<std::string> extra) {
   return extra;
 }
 
-/// The scaling flags: --method, --factors, --n-hat, --attention-factor.
+/// The scaling flags: --method, --factors, --n-hat, --attention-factor,
+/// --factors-file.
 inline std::set<std::string> with_scaling_options(std::set<std::string> s) {
-  for (const char* o : {"--method", "--factors", "--n-hat", "--attention-factor"}) s.insert(o);
+  for (const char* o : {"--method", "--factors", "--n-hat", "--attention-factor", "--factors-file"}) s.insert(o);
   return s;
 }
 
@@ -44,10 +47,80 @@ inline const char* const kScalingHelp =
     "  --factors a,b,...     longrope: head_size/2 rescale factors lambda_i (theta_i / lambda_i);\n"
     "                        giving --factors implies --method longrope\n"
     "  --n-hat K             start-token cutoff: positions < K keep the unscaled angles (default 0)\n"
-    "  --attention-factor X  multiplies cos and sin (logits by X^2); default 1, YaRN's own for yarn\n";
+    "  --attention-factor X  multiplies cos and sin (logits by X^2); default 1, YaRN's own for yarn\n"
+    "  --factors-file F      longrope factors, n_hat and attention factor of a `search --out` JSON\n"
+    "                        (rescale_factors, n_hat, attention_factor); flags given too override it\n"
+    "  Without any of these, the scaling of the model's sidecar M.json (written by `finetune`) is\n"
+    "  used when that file exists.\n";
+
+/// Reads a JSON file (std::invalid_argument naming it when unreadable or malformed).
+inline nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument(path + ": cannot open for reading");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+}
+
+/// Factors, n_hat and attention factor from a JSON object with
+/// "rescale_factors" (a `search --out` result) or "factors", optional "n_hat"
+/// and "attention_factor" (null or a number). Checks every type.
+inline llama2c::scaling scaling_from_json(const nlohmann::json& j, const std::string& what) {
+  llama2c::scaling sc;
+  if (!j.is_object()) throw std::invalid_argument(what + ": expected a JSON object");
+  const char* key = j.contains("rescale_factors") ? "rescale_factors" : "factors";
+  if (j.contains("method")) {
+    if (!j["method"].is_string()) throw std::invalid_argument(what + ": method must be a string");
+    sc.method = llama2c::parse_scaling_method(j["method"].get<std::string>());
+  } else {
+    sc.method = llama2c::scaling_method::longrope;
+  }
+  if (sc.method == llama2c::scaling_method::longrope) {
+    if (!j.contains(key) || !j[key].is_array() || j[key].empty()) {
+      throw std::invalid_argument(what + ": needs a non-empty array \"rescale_factors\"");
+    }
+    for (const auto& v : j[key]) {
+      if (!v.is_number() || !std::isfinite(v.get<double>())) {
+        throw std::invalid_argument(what + ": " + key + " must hold finite numbers");
+      }
+      sc.factors.push_back(v.get<double>());
+    }
+  }
+  if (j.contains("n_hat")) {
+    if (!j["n_hat"].is_number_integer() || j["n_hat"].get<std::int64_t>() < 0) {
+      throw std::invalid_argument(what + ": n_hat must be an integer >= 0");
+    }
+    sc.n_hat = j["n_hat"].get<std::int64_t>();
+  }
+  if (j.contains("attention_factor") && !j["attention_factor"].is_null()) {
+    if (!j["attention_factor"].is_number() || !(j["attention_factor"].get<double>() > 0.0)) {
+      throw std::invalid_argument(what + ": attention_factor must be a number > 0");
+    }
+    sc.attention_factor = j["attention_factor"].get<double>();
+  }
+  return sc;
+}
+
+/// The sidecar `finetune` writes beside a checkpoint: M.json.
+inline std::string sidecar_path(const std::string& model) { return model + ".json"; }
 
 inline llama2c::scaling parse_scaling(const option_parser& opt) {
   llama2c::scaling sc;
+  const bool any = opt.has("--method") || opt.has("--factors") || opt.has("--n-hat") ||
+                   opt.has("--attention-factor") || opt.has("--factors-file");
+  if (const auto file = opt.get("--factors-file")) {
+    sc = scaling_from_json(read_json_file(*file), *file);
+  } else if (const auto model = opt.get("--model"); !any && model) {
+    const std::string side = sidecar_path(*model);
+    if (std::ifstream(side).good()) {
+      const nlohmann::json j = read_json_file(side);
+      if (!j.is_object() || !j.contains("scaling")) throw std::invalid_argument(side + ": no \"scaling\" object");
+      sc = scaling_from_json(j["scaling"], side + ": scaling");
+      std::fprintf(stderr, "note: using the scaling of %s (method %s)\n", side.c_str(), llama2c::to_string(sc.method));
+    }
+  }
   if (const auto f = opt.get("--factors")) {
     sc.factors = option_parser::parse_double_list(*f, "--factors");
     sc.method = llama2c::scaling_method::longrope;

@@ -51,6 +51,7 @@ const char* const kSearchHelp =
     "  --lambda-max X     grid top (default 1.25 s)\n"
     "  --max-seconds S    wall-time budget, checked after each generation (default none)\n"
     "  --out FILE         also write the JSON result here\n"
+    "A sidecar M.json written by `finetune` beside the model adds its factors as a seed.\n"
     "\n"
     "--method longrope2 runs LongRoPE2 instead (longrope search --method longrope2 --help).\n";
 }  // namespace
@@ -102,6 +103,16 @@ int cmd_search(const args& a) {
   const auto out_path = opt.get("--out");
 
   const loaded_model m = load_model(opt);
+  // A fine-tuned model's sidecar (finetune): its LongRoPE factors seed the search.
+  if (const std::string side = sidecar_path(opt.required("--model")); std::ifstream(side).good()) {
+    const nlohmann::json j = read_json_file(side);
+    if (!j.is_object() || !j.contains("scaling")) throw std::invalid_argument(side + ": no \"scaling\" object");
+    const llama2c::scaling s = scaling_from_json(j["scaling"], side + ": scaling");
+    if (s.method == llama2c::scaling_method::longrope) {
+      eo.seeds.push_back({s.factors, s.n_hat});
+      std::fprintf(stderr, "search: seeded with the factors of %s\n", side.c_str());
+    }
+  }
   const auto stream = read_stream(opt, m);
   const auto wins = llama2c::make_windows(stream, context, windows, first);
   // Candidates are scored a generation at a time: every thread can be busy.

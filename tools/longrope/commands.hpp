@@ -24,6 +24,8 @@ int cmd_eval(const args& a);
 int cmd_generate(const args& a);
 int cmd_search(const args& a);
 int cmd_passkey(const args& a);
+// Fine-tuning the toy model (cmd_finetune.cpp).
+int cmd_finetune(const args& a);
 
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();

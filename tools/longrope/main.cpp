@@ -26,6 +26,7 @@ const std::vector<command>& commands() {
       {"generate", "text from a llama2.c model (greedy or sampled), any scaling method", cmd_generate},
       {"search", "LongRoPE evolutionary search of rescale factors for a llama2.c model", cmd_search},
       {"passkey", "the paper's passkey retrieval task on a llama2.c model", cmd_passkey},
+      {"finetune", "fine-tune a llama2.c model at a target context with a RoPE scaling", cmd_finetune},
   };
   return all;
 }

@@ -141,6 +141,25 @@ struct workspace {
   }
 };
 
+/// What a training forward keeps for the backward pass (see train.hpp), per
+/// layer l: the residual stream entering the layer, the rotated q|k|v, the
+/// attention output, the attention log-sum-exp per (query head, token), the
+/// residual after attention and the feed-forward pre-activations (W1 h | W3 h).
+/// Memory: m * (4 dim + 2 kv_dim + 2 hidden + n_heads) values per layer.
+template <class T>
+struct activations {
+  std::vector<matrix_rm<T>> x_in, qkv, att, lse, x_mid, pre;  ///< [layer]; lse is (n_heads x m)
+  matrix_rm<T> x_final;  ///< residual stream before the final RMSNorm (m x dim)
+
+  std::size_t bytes() const noexcept {
+    std::size_t b = static_cast<std::size_t>(x_final.size());
+    for (const auto* v : {&x_in, &qkv, &att, &lse, &x_mid, &pre}) {
+      for (const auto& m : *v) b += static_cast<std::size_t>(m.size());
+    }
+    return b * sizeof(T);
+  }
+};
+
 /// The model. T is float or double.
 template <class T>
 class transformer {
@@ -162,8 +181,37 @@ class transformer {
   /// rotary_dim == head_size and the interleaved layout.
   /// Complexity: O(m * params + m * (cache.size() + m) * dim) time,
   /// O(m * (dim + kv_dim)) memory beyond the cache.
+  ///
+  /// Training extensions (both optional, the inference path is unchanged):
+  /// `keep` != nullptr stores what backward needs (activations<T>, resized);
+  /// `doc_start` != nullptr is a document mask: token i (position p0 + i) then
+  /// attends only keys at positions in [doc_start[i], p0 + i], with
+  /// doc_start[i] <= p0 + i (checked), e.g. the position of the BOS that opens
+  /// its document, so attention does not cross BOS boundaries.
   void forward(const int* tokens, index_t m, kv_cache<T>& cache, const longrope::rope_frequencies& f,
-               workspace<T>& ws) const;
+               workspace<T>& ws, activations<T>* keep = nullptr, const index_t* doc_start = nullptr) const;
+
+  /// Calls fn(name, data, size, is_matrix) for every parameter tensor, in a
+  /// fixed order (embedding, [classifier], rms_final, then per layer rms_att,
+  /// rms_ffn, wqkv (q|k|v rows), wo, w13 (w1|w3 rows), w2). The mutable
+  /// overload is for the trainer (never while another thread runs forward).
+  template <class F>
+  void for_each_tensor(F&& fn) {
+    visit_tensors(*this, fn);
+  }
+  template <class F>
+  void for_each_tensor(F&& fn) const {
+    visit_tensors(*this, fn);
+  }
+  /// Number of trainable values (the sum of the tensor sizes).
+  std::size_t parameter_count() const {
+    std::size_t n = 0;
+    for_each_tensor([&](const char*, const T*, index_t size, bool) { n += static_cast<std::size_t>(size); });
+    return n;
+  }
+  /// The weights as a float32 checkpoint with this model's config (the inverse
+  /// of the constructor; fused tensors split back). O(parameters).
+  checkpoint to_checkpoint() const;
 
   /// Logits of rows [row0, row0 + rows) of the last forward into out
   /// (rows x vocab, row-major, resized). O(rows * vocab * dim).
@@ -188,7 +236,25 @@ class transformer {
   };
 
   void rmsnorm(const matrix_rm<T>& x, const vector_t<T>& w, matrix_rm<T>& out) const;
-  void attention(index_t m, index_t p0, const matrix_rm<T>& Kt, const matrix_rm<T>& Vt, workspace<T>& ws) const;
+  void attention(index_t m, index_t p0, const matrix_rm<T>& Kt, const matrix_rm<T>& Vt, workspace<T>& ws,
+                 const index_t* doc_start, T* lse) const;
+
+  template <class Self, class F>
+  static void visit_tensors(Self& s, F& fn) {
+    fn("token_embedding", s.emb_.data(), s.emb_.size(), true);
+    if (!s.cfg_.shared_classifier) fn("wcls", s.cls_.data(), s.cls_.size(), true);
+    fn("rms_final", s.rms_final_.data(), s.rms_final_.size(), false);
+    for (auto& ly : s.layers_) {
+      fn("rms_att", ly.rms_att.data(), ly.rms_att.size(), false);
+      fn("rms_ffn", ly.rms_ffn.data(), ly.rms_ffn.size(), false);
+      fn("wqkv", ly.wqkv.data(), ly.wqkv.size(), true);
+      fn("wo", ly.wo.data(), ly.wo.size(), true);
+      fn("w13", ly.w13.data(), ly.w13.size(), true);
+      fn("w2", ly.w2.data(), ly.w2.size(), true);
+    }
+  }
+  template <class>
+  friend struct backward_pass;
 
   model_config cfg_;
   matrix_rm<T> emb_;  // vocab x dim
@@ -276,7 +342,7 @@ void transformer<T>::rmsnorm(const matrix_rm<T>& x, const vector_t<T>& w, matrix
 
 template <class T>
 void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, const longrope::rope_frequencies& f,
-                             workspace<T>& ws) const {
+                             workspace<T>& ws, activations<T>* keep, const index_t* doc_start) const {
   if (m < 1) LONGROPE_THROW("longrope.argument", "transformer::forward: need at least one token");
   check_frequencies(f);
   for (index_t i = 0; i < m; ++i) {
@@ -288,7 +354,20 @@ void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, c
   }
   const index_t d = cfg_.dim, kv = cfg_.kv_dim(), hs = cfg_.head_size(), h = cfg_.hidden_dim;
   const index_t p0 = cache.size();
+  if (doc_start) {
+    for (index_t i = 0; i < m; ++i) {
+      if (doc_start[i] < 0 || doc_start[i] > p0 + i) {
+        LONGROPE_THROW("longrope.argument", "transformer::forward: doc_start[" + std::to_string(i) + "] = " +
+                                                std::to_string(doc_start[i]) + " outside [0, " +
+                                                std::to_string(p0 + i) + "]");
+      }
+    }
+  }
   cache.reserve(cfg_, p0 + m);
+  if (keep) {
+    const std::size_t L = layers_.size();
+    for (auto* v : {&keep->x_in, &keep->qkv, &keep->att, &keep->lse, &keep->x_mid, &keep->pre}) v->resize(L);
+  }
 
   ws.x.resize(m, d);
   ws.xb.resize(m, d);
@@ -303,6 +382,7 @@ void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, c
 
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const layer& ly = layers_[l];
+    if (keep) keep->x_in[l] = ws.x;
     rmsnorm(ws.x, ly.rms_att, ws.xb);
     ws.qkv.noalias() = ws.xb * ly.wqkv.transpose();
     // RoPE on q (heads at columns [0, dim)) and k (columns [dim, dim + kv)).
@@ -317,8 +397,19 @@ void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, c
     auto& V = cache.values(static_cast<int>(l));
     K.middleCols(p0, m) = ws.qkv.middleCols(d, kv).transpose();
     V.middleCols(p0, m) = ws.qkv.rightCols(kv).transpose();
-    attention(m, p0, K, V, ws);
+    T* lse = nullptr;
+    if (keep) {
+      keep->qkv[l] = ws.qkv;
+      keep->lse[l].resize(cfg_.n_heads, m);
+      lse = keep->lse[l].data();
+    }
+    attention(m, p0, K, V, ws, doc_start, lse);
     ws.x.noalias() += ws.att * ly.wo.transpose();
+    if (keep) {
+      keep->att[l] = ws.att;
+      keep->x_mid[l] = ws.x;
+      keep->pre[l].resize(m, 2 * h);
+    }
 
     rmsnorm(ws.x, ly.rms_ffn, ws.xb);
     ws.hid.resize(std::min(kRowChunk, m), 2 * h);
@@ -326,18 +417,20 @@ void transformer<T>::forward(const int* tokens, index_t m, kv_cache<T>& cache, c
       const index_t rows = std::min(kRowChunk, m - r0);
       auto hid = ws.hid.topRows(rows);
       hid.noalias() = ws.xb.middleRows(r0, rows) * ly.w13.transpose();
+      if (keep) keep->pre[l].middleRows(r0, rows) = hid;
       auto a = hid.leftCols(h).array();
       a = a / (T(1) + (-a).exp()) * hid.rightCols(h).array();  // silu(w1 x) * (w3 x)
       ws.x.middleRows(r0, rows).noalias() += hid.leftCols(h) * ly.w2.transpose();
     }
   }
+  if (keep) keep->x_final = ws.x;
   rmsnorm(ws.x, rms_final_, ws.xb);
   cache.set_size(p0 + m);
 }
 
 template <class T>
 void transformer<T>::attention(index_t m, index_t p0, const matrix_rm<T>& Kt, const matrix_rm<T>& Vt,
-                               workspace<T>& ws) const {
+                               workspace<T>& ws, const index_t* doc_start, T* lse) const {
   using vec_map = Eigen::Map<vector_t<T>>;
   // Fixed-size lanes: Eigen unrolls them into independent vector registers.
   using lanes = Eigen::Array<T, kScoreLanes, 1>;
@@ -369,7 +462,9 @@ void transformer<T>::attention(index_t m, index_t p0, const matrix_rm<T>& Kt, co
       ws.row_max.head(R).setConstant(neg_inf);
       ws.row_sum.head(R).setZero();
       const index_t last_pos = p0 + qb + rows - 1;
-      for (index_t kb = 0; kb <= last_pos; kb += kKeyBlock) {
+      index_t first_key = 0;  // the document mask lets a block skip the key blocks before its documents
+      if (doc_start) first_key = *std::min_element(doc_start + qb, doc_start + qb + rows);
+      for (index_t kb = first_key / kKeyBlock * kKeyBlock; kb <= last_pos; kb += kKeyBlock) {
         const index_t cols = std::min(kKeyBlock, last_pos + 1 - kb);
         // Zero-padded probabilities: the cache columns up to `padded` hold finite values.
         const index_t padded = (cols + kScoreLanes - 1) / kScoreLanes * kScoreLanes;
@@ -377,7 +472,9 @@ void transformer<T>::attention(index_t m, index_t p0, const matrix_rm<T>& Kt, co
           T* s = ws.p.data() + r * kKeyBlock;
           // Causal mask: this row sees keys kb .. its own position.
           const index_t visible = std::min(cols, p0 + qb + (r % rows) - kb + 1);
-          if (visible <= 0) {
+          // Document mask: keys before the row's document start are hidden.
+          const index_t hidden = doc_start ? std::max<index_t>(0, doc_start[qb + r % rows] - kb) : 0;
+          if (visible <= hidden) {
             std::fill(s, s + padded, T(0));
             continue;
           }
@@ -390,7 +487,8 @@ void transformer<T>::attention(index_t m, index_t p0, const matrix_rm<T>& Kt, co
             for (index_t dd = 1; dd < hs; ++dd) acc += q[dd] * lanes_map(kt + dd * ld + kb + c0);
             Eigen::Map<lanes>(s + c0) = acc;
           }
-          vec_map sv(s, visible);
+          std::fill(s, s + hidden, T(0));
+          vec_map sv(s + hidden, visible - hidden);
           T& mx = ws.row_max[r];
           const T mnew = std::max(mx, sv.maxCoeff());
           const T alpha = std::exp(mx - mnew);  // 0 on the first block (mx = -inf)
@@ -409,10 +507,37 @@ void transformer<T>::attention(index_t m, index_t p0, const matrix_rm<T>& Kt, co
         const index_t head = g * group + j;
         for (index_t i = 0; i < rows; ++i) {
           ws.att.row(qb + i).segment(head * hs, hs) = ws.o.row(j * rows + i) / ws.row_sum[j * rows + i];
+          if (lse) lse[head * m + qb + i] = ws.row_max[j * rows + i] + std::log(ws.row_sum[j * rows + i]);
         }
       }
     }
   }
+}
+
+template <class T>
+checkpoint transformer<T>::to_checkpoint() const {
+  checkpoint ck;
+  ck.config = cfg_;
+  const index_t d = cfg_.dim, h = cfg_.hidden_dim, kv = cfg_.kv_dim();
+  auto put = [](std::vector<float>& dst, const auto& m) {
+    const matrix_rm<float> f = m.template cast<float>();
+    dst.insert(dst.end(), f.data(), f.data() + f.size());
+  };
+  put(ck.token_embedding, emb_);
+  if (!cfg_.shared_classifier) put(ck.wcls, cls_);
+  put(ck.rms_final, matrix_rm<T>(rms_final_.transpose()));
+  for (const layer& ly : layers_) {
+    put(ck.rms_att, matrix_rm<T>(ly.rms_att.transpose()));
+    put(ck.rms_ffn, matrix_rm<T>(ly.rms_ffn.transpose()));
+    put(ck.wq, matrix_rm<T>(ly.wqkv.topRows(d)));
+    put(ck.wk, matrix_rm<T>(ly.wqkv.middleRows(d, kv)));
+    put(ck.wv, matrix_rm<T>(ly.wqkv.bottomRows(kv)));
+    put(ck.wo, ly.wo);
+    put(ck.w1, matrix_rm<T>(ly.w13.topRows(h)));
+    put(ck.w3, matrix_rm<T>(ly.w13.bottomRows(h)));
+    put(ck.w2, ly.w2);
+  }
+  return ck;
 }
 
 template <class T>

@@ -1,0 +1,136 @@
+// `longrope finetune` (LONGROPE_CLI_PATH): bad command lines exit 1 with one
+// line on stderr; with stories260K from ../shared: a short run prints the
+// documented JSON, writes a loadable checkpoint and a sidecar that `eval`
+// picks up, a run stopped early and resumed writes the same bytes as an
+// uninterrupted one, and --factors-file reads a `search --out` JSON.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "catch.hpp"
+#include "run_cli.hpp"
+#include "shared_data.hpp"
+
+using nlohmann::json;
+using longrope_test::run_cli;
+using longrope_test::slurp;
+
+namespace {
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+}  // namespace
+
+TEST_CASE("finetune rejects bad input with one line on stderr", "[train][cli]") {
+  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_finetune_bad";
+  std::filesystem::create_directories(dir);
+  const std::string bad_json = (dir / "bad.json").string();
+  std::ofstream(bad_json) << "{\"rescale_factors\": [1, \"x\"]}";
+  const std::string not_json = (dir / "not.json").string();
+  std::ofstream(not_json) << "{oops";
+  const std::vector<std::string> base = {"finetune", "--model", "m", "--tokenizer", "t", "--text", "x"};
+  struct bad {
+    std::vector<std::string> extra;
+    std::string expect;
+  };
+  const std::vector<bad> cases = {
+      {{"--context", "64"}, "missing required option --out"},
+      {{"--context", "1", "--out", "o"}, "--context: must be in [2, 1048576]"},
+      {{"--context", "64", "--out", "o", "--format", "v2"}, "--format: expected v0 or v1"},
+      {{"--context", "64", "--out", "o", "--decay", "step"}, "expected cosine, linear or constant"},
+      {{"--context", "64", "--out", "o", "--lr", "0"}, "lr: must be finite and > 0"},
+      {{"--context", "64", "--out", "o", "--batch", "0"}, "--batch: must be in [1, 4096]"},
+      {{"--context", "64", "--out", "o", "--steps", "x"}, "--steps: expected an integer"},
+      {{"--context", "64", "--out", "o", "--sampled"}, "give one of --text, --tokens or --sampled"},
+      {{"--context", "64", "--out", "o", "--temperature", "1"}, "--temperature needs --sampled"},
+      {{"--context", "64", "--out", "o", "--factors-file", bad_json}, "rescale_factors must hold finite numbers"},
+      {{"--context", "64", "--out", "o", "--factors-file", not_json}, "not valid JSON"},
+      {{"--context", "64", "--out", "o", "--factors-file", "/nonexistent.json"}, "cannot open"},
+      {{"--context", "64", "--out", "o"}, "m: cannot open"},
+  };
+  for (const auto& c : cases) {
+    auto args = base;
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    const auto r = run_cli(args);
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find(c.expect) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  const auto h = run_cli({"finetune", "--help"});
+  CHECK(h.status == 0);
+  CHECK(h.out.find("usage: longrope finetune") == 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[train][cli][stories]") {
+  const auto model = longrope_test::shared_file("models/stories260K/stories260K.bin");
+  const auto tok = longrope_test::shared_file("models/stories260K/tok512.bin");
+  const auto text = longrope_test::shared_file("data/tinystories/valid_head.txt");
+  if (model.empty() || tok.empty() || text.empty()) {
+    WARN("skipped: stories260K or valid_head.txt not found (../shared or $LONGROPE_SHARED_DIR)");
+    return;
+  }
+  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_finetune";
+  std::filesystem::create_directories(dir);
+  const std::string a = (dir / "a.bin").string(), b = (dir / "b.bin").string();
+  const std::string factors = (dir / "factors.json").string();
+  std::ofstream(factors) << "{\"rescale_factors\": [1.0, 1.1, 1.3, 1.6], \"n_hat\": 2, \"attention_factor\": null}";
+  const std::vector<std::string> common = {"finetune", "--model", model.string(), "--tokenizer", tok.string(),
+                                           "--text", text.string(), "--context", "96", "--batch", "2",
+                                           "--threads", "2", "--steps", "3", "--warmup", "1", "--data-end", "4000",
+                                           "--factors-file", factors, "--doc-mask", "--format", "v1"};
+  auto args = common;
+  args.insert(args.end(), {"--out", a});
+  const auto r = run_cli(args);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const json j = json::parse(r.out);
+  CHECK(j.at("steps") == 3);
+  CHECK(j.at("tokens_seen") == 3 * 2 * 95);
+  CHECK(j.at("n_hat") == 2);
+  CHECK(j.at("factors") == json::array({1.0, 1.1, 1.3, 1.6}));
+  CHECK(j.at("data_end") == 4000);
+  CHECK(std::isfinite(j.at("final_loss").get<double>()));
+  CHECK(r.err.find("finetune: step 3/3") != std::string::npos);
+  const json side = json::parse(slurp(a + ".json"));
+  CHECK(side.at("context") == 96);
+  CHECK(side.at("scaling").at("factors") == json::array({1.0, 1.1, 1.3, 1.6}));
+
+  // eval on the result uses the sidecar's scaling.
+  const auto e = run_cli({"eval", "--model", a, "--tokenizer", tok.string(), "--text", text.string(), "--context",
+                          "96", "--windows", "1"});
+  INFO(e.err);
+  REQUIRE(e.status == 0);
+  CHECK(e.err.find("using the scaling of") != std::string::npos);
+  const json ej = json::parse(e.out);
+  CHECK(ej.at("method") == "longrope");
+  CHECK(ej.at("n_hat") == 2);
+
+  // Stopped after the first step (--max-seconds tiny), then resumed: same bytes.
+  args = common;
+  args.insert(args.end(), {"--out", b, "--max-seconds", "0.000001"});
+  const auto r1 = run_cli(args);
+  REQUIRE(r1.status == 0);
+  CHECK(json::parse(r1.out).at("steps") == 1);
+  args = common;
+  args.insert(args.end(), {"--out", b, "--resume", b + ".state"});
+  const auto r2 = run_cli(args);
+  INFO(r2.err);
+  REQUIRE(r2.status == 0);
+  CHECK(json::parse(r2.out).at("steps") == 3);
+  CHECK(slurp(a) == slurp(b));
+  CHECK(slurp(a + ".state") == slurp(b + ".state"));
+
+  // Resuming with other options is refused.
+  args = common;
+  args[args.size() - 6] = "3000";  // --data-end
+  args.insert(args.end(), {"--out", b, "--resume", a + ".state"});
+  const auto r3 = run_cli(args);
+  CHECK(r3.status == 1);
+  CHECK(r3.err.find("other options") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}

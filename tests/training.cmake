@@ -1,0 +1,12 @@
+# The trainer (llama2c/train.hpp): gradients against finite differences, the
+# float trainer against the double one, checkpoint writing, exact resume.
+# Small random models made by the test; the stories260K byte check skips
+# cleanly without ../shared.
+if(TARGET longrope_toymodel)
+  longrope_add_test(test_train SOURCES test_train.cpp LIBS longrope_toymodel)
+endif()
+if(TARGET longrope_cli)
+  longrope_add_test(test_finetune_cli SOURCES test_finetune_cli.cpp LIBS nlohmann_json::nlohmann_json)
+  target_compile_definitions(test_finetune_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
+  add_dependencies(test_finetune_cli longrope_cli)
+endif()
