@@ -204,6 +204,16 @@ int main(int argc, char** argv) {
                       o.name.c_str(), seed, static_cast<long long>(c.back().first),
                       static_cast<long long>(r.validation_evaluations), c.back().second * best_base, c.back().second,
                       secs);
+          std::printf("    curve (evaluations:ratio at each change):");
+          for (std::size_t k = 0; k < c.size(); ++k) {
+            if (k == 0 || c[k].second != c[k - 1].second) {
+              std::printf(" %lld:%.4f", static_cast<long long>(c[k].first), c[k].second);
+            }
+          }
+          std::printf("\n    factors");
+          for (double x : r.chosen.factors) std::printf(" %.2f", x);
+          std::printf(" n_hat %lld, validation %.4f (log-se %.4f)\n", static_cast<long long>(r.chosen.n_hat),
+                      r.chosen_validation, r.validation_stats.log_se);
           std::fflush(stdout);
           nlohmann::json jr;
           jr["seed"] = seed;
