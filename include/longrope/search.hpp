@@ -41,6 +41,7 @@
 ///   search/space.hpp        target, grid, constraint, candidates
 ///   search/operators.hpp    mutate, crossover, repair, snap
 ///   search/seeds.hpp        PI / NTK / YaRN seeds, frozen pairs
+///   search/strategy.hpp     how a generation is drawn: evolution (paper), random, gaussian
 ///   search/options.hpp      options, progress, result, checkpoint
 ///   search/parallel.hpp     evaluating a batch on threads
 ///   search/driver.hpp       evolutionary_search (ask/tell, run, run_parallel)
@@ -51,6 +52,7 @@
 #include "search/space.hpp"
 #include "search/operators.hpp"
 #include "search/seeds.hpp"
+#include "search/strategy.hpp"
 #include "search/options.hpp"
 #include "search/parallel.hpp"
 #include "search/driver.hpp"

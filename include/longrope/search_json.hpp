@@ -16,7 +16,7 @@
 ///                  "mutation_probability", "mutation_radius", "mutation": "bounded"|"push",
 ///                  "n_hat_probability", "crossover": "repair"|"reject",
 ///                  "max_attempts", "seed", "patience", "tolerance", "max_evaluations",
-///                  "max_seconds", "threads"},
+///                  "max_seconds", "threads", "strategy": "evolution"|"random"|"gaussian"},
 ///      "rng": ["<16 hex digits>" x 4],            (xoshiro256** state; hex so no reader loses bits)
 ///      "iteration", "initial_done", "evaluations", "generation_evaluations", "best_score",
 ///      "stale_generations", "elapsed_seconds", "status": "running"|...,
@@ -254,6 +254,23 @@ inline stop_reason search_stop_from_string(const std::string& s, const std::stri
   json_fail(key, "unknown status \"" + s + "\"");
 }
 
+// options.strategy (search/strategy.hpp): written as a name; absent in
+// checkpoints of earlier versions, which read back as the paper's evolution.
+inline void search_strategy_to_json(const search_options& o, nlohmann::json& options) {
+  options["strategy"] = to_string(o.strategy);
+}
+
+inline void search_strategy_from_json(const nlohmann::json& options, search_options& o) {
+  if (!options.contains("strategy")) {
+    o.strategy = search_strategy::evolution;
+    return;
+  }
+  const std::string s = json_string(options["strategy"], "options.strategy");
+  if (!parse_search_strategy(s, o.strategy)) {
+    json_fail("options.strategy", "expected \"evolution\", \"random\" or \"gaussian\", got \"" + s + "\"");
+  }
+}
+
 }  // namespace detail
 
 inline nlohmann::json to_json(const search_checkpoint& cp) {
@@ -289,6 +306,7 @@ inline nlohmann::json to_json(const search_checkpoint& cp) {
                   {"max_evaluations", o.max_evaluations},
                   {"max_seconds", o.max_seconds},
                   {"threads", o.threads}};
+  detail::search_strategy_to_json(o, j["options"]);
   j["rng"] = nlohmann::json::array();
   for (auto w : cp.rng) j["rng"].push_back(search_hex(w));
   j["iteration"] = cp.iteration;
@@ -387,6 +405,7 @@ inline search_checkpoint search_checkpoint_from_json(const nlohmann::json& j) {
   op.max_evaluations = search_int64(o, "max_evaluations", "options", 0, std::int64_t{1} << 62);
   op.max_seconds = search_double(o, "max_seconds", "options", 0.0, 1e12);
   op.threads = search_int(o, "threads", "options", 0, 1024);
+  detail::search_strategy_from_json(o, op);
 
   const auto& rng = search_array(search_key(j, "rng", ""), "rng");
   if (rng.size() != 4) json_fail("rng", "expected 4 state words");

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/checked.hpp>
 #include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <llama2c/extension.hpp>
@@ -20,6 +21,7 @@
 #include "cmd_model.hpp"
 #include "cmd_search_longrope2.hpp"
 #include "commands.hpp"
+#include "search_defaults.hpp"
 
 namespace longrope_cli {
 
@@ -29,6 +31,7 @@ const char* const kSearchHelp =
     "                       [--windows W] [--first-window K] [--population P] [--mutations N1]\n"
     "                       [--crossovers N2] [--topk K] [--iterations T] [--seed S] [--threads J]\n"
     "                       [--no-n-hat] [--lambda-max X] [--max-seconds S] [--out FILE]\n"
+    "                       [--optimizer O] [--budget B] [--validation-windows V] [--validation-patience G]\n"
     "\n"
     "Searches per-pair rescale factors lambda_i (non-decreasing, grid 0.01 in [1, 1.25 s],\n"
     "s = N / trained length) and n_hat minimising the perplexity of W windows of N tokens\n"
@@ -36,10 +39,15 @@ const char* const kSearchHelp =
     "is printed and written to --out as JSON: rescale_factors, n_hat, attention_factor,\n"
     "perplexity, baselines {none, pi, ntk, yarn} on the same windows, evaluations, seconds,\n"
     "rope_scaling (a transformers rope_scaling block), and the search settings.\n"
-    "Deterministic for a seed, whatever --threads.\n"
+    "Deterministic for a seed, whatever --threads. Without --first-window the W train and\n"
+    "V validation windows are interleaved over the whole text; the search ranks on train\n"
+    "windows only and returns the best candidate on the validation windows (JSON:\n"
+    "optimizer {strategy, ..., budget}, validation {perplexity, log_se, evaluations, ...}).\n"
+    "Without tuning flags the optimizer and budget are the best measured\n"
+    "(docs/search-quality.md); --optimizer alone starts from the paper's P, N1, N2, k, T.\n"
     "\n"
     "  --windows W        windows scored per candidate (default 2)\n"
-    "  --first-window K   skip the first K windows of the text (default 0)\n"
+    "  --first-window K   consecutive windows from window K (validation right after them)\n"
     "  --population P     initial population (paper 64, default 64)\n"
     "  --mutations N1     mutated children per generation (default 16)\n"
     "  --crossovers N2    crossover children per generation (default 16)\n"
@@ -51,6 +59,10 @@ const char* const kSearchHelp =
     "  --lambda-max X     grid top (default 1.25 s)\n"
     "  --max-seconds S    wall-time budget, checked after each generation (default none)\n"
     "  --out FILE         also write the JSON result here\n"
+    "  --optimizer O      evolution (the paper), random, gaussian (search/strategy.hpp)\n"
+    "  --budget B         search evaluations at most (0: none; validation comes on top)\n"
+    "  --validation-windows V  windows the final choice is made on (default 2; 0: none)\n"
+    "  --validation-patience G stop after G generations without a validation gain (0: off)\n"
     "A sidecar M.json written by `finetune` beside the model adds its factors as a seed.\n"
     "\n"
     "--method longrope2 runs LongRoPE2 instead (longrope search --method longrope2 --help).\n";
@@ -60,7 +72,9 @@ int cmd_search(const args& a) {
   if (is_longrope2_search(a)) return cmd_search_longrope2(a);
   const option_parser opt(a, model_options({"--text", "--tokens", "--context", "--windows", "--first-window",
                                             "--population", "--mutations", "--crossovers", "--topk", "--iterations",
-                                            "--seed", "--threads", "--lambda-max", "--max-seconds", "--out"}),
+                                            "--seed", "--threads", "--lambda-max", "--max-seconds", "--out",
+                                            kSearchTuningFlags[0], kSearchTuningFlags[1], kSearchTuningFlags[2],
+                                            kSearchTuningFlags[3]}),
                           {"--no-n-hat"});
   if (opt.help()) {
     std::fputs(kSearchHelp, stdout);
@@ -80,13 +94,11 @@ int cmd_search(const args& a) {
     }
     return static_cast<int>(v);
   };
-  llama2c::extension_options eo;
+  llama2c::validated_options vo;
+  std::int64_t validation_windows = 0;
+  apply_search_setup(opt, small_int, vo, validation_windows);
+  llama2c::extension_options& eo = vo.extension;
   eo.context = context;
-  eo.search.population = small_int("--population", 64, 1);
-  eo.search.mutations = small_int("--mutations", 16, 0);
-  eo.search.crossovers = small_int("--crossovers", 16, 0);
-  eo.search.top_k = small_int("--topk", 32, 1);
-  eo.search.iterations = small_int("--iterations", 40, 0);
   const std::int64_t threads = opt.int_or("--threads", 0);
   if (threads < 0 || threads > 1024) {
     throw std::invalid_argument("--threads: must be in [0, 1024], got " + std::to_string(threads));
@@ -114,7 +126,15 @@ int cmd_search(const args& a) {
     }
   }
   const auto stream = read_stream(opt, m);
-  const auto wins = llama2c::make_windows(stream, context, windows, first);
+  // --first-window: consecutive windows from K, validation right after them;
+  // else train and validation windows interleaved over the whole text.
+  const auto split = opt.has("--first-window")
+                         ? llama2c::window_split{llama2c::make_windows(stream, context, windows, first),
+                                                 validation_windows > 0 ? llama2c::make_windows(stream, context,
+                                                                              validation_windows, longrope::checked_add(first, windows, "--first-window + --windows"))
+                                                                        : std::vector<std::vector<int>>{}}
+                         : llama2c::split_windows(stream, context, windows, validation_windows, 0,
+                                                  static_cast<std::int64_t>(stream.size()));
   // Candidates are scored a generation at a time: every thread can be busy.
   check_forward_memory(m.ck.config, context, effective_threads(eo.search.threads, std::int64_t{1} << 30), "--context");
   const llama2c::transformer<float> model(m.ck);
@@ -122,34 +142,47 @@ int cmd_search(const args& a) {
   std::fprintf(stderr, "search: context %lld (scale %.3g), %lld window(s), population %d, %d iterations\n",
                static_cast<long long>(context), static_cast<double>(context) / m.ck.config.seq_len,
                static_cast<long long>(windows), eo.search.population, eo.search.iterations);
-  const auto r = llama2c::search_factors(model, wins, eo, [](const longrope::search_progress& p) {
+  const auto v = llama2c::search_factors_validated(model, split.train, split.validation, vo,
+                                                  [](const longrope::search_progress& p) {
     std::fprintf(stderr, "search: generation %d/%d  best perplexity %.5f  %lld evaluations  %.1f s", p.iteration,
                  p.iterations, p.best_score, static_cast<long long>(p.evaluations), p.elapsed_seconds);
     if (std::isfinite(p.seconds_left)) std::fprintf(stderr, "  ~%.0f s left", p.seconds_left);
     std::fputc('\n', stderr);
     return true;
   });
+  const llama2c::extension_result& r = v.extension;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (const auto& [name, v] : {std::pair<const char*, double>{"best", r.search.best_score}, {"none", r.baselines.none},
+  for (const auto& [name, value] : {std::pair<const char*, double>{"best", r.search.best_score}, {"none", r.baselines.none},
                                 {"pi", r.baselines.pi}, {"ntk", r.baselines.ntk}, {"yarn", r.baselines.yarn}}) {
-    if (!std::isfinite(v)) {
-      throw std::invalid_argument(std::string("perplexity (") + name + ") is not finite (" + std::to_string(v) +
+    if (!std::isfinite(value)) {
+      throw std::invalid_argument(std::string("perplexity (") + name + ") is not finite (" + std::to_string(value) +
                                   "): the model's activations overflow float32");
     }
   }
 
   nlohmann::json out;
-  out["rescale_factors"] = r.search.best.factors;
-  out["n_hat"] = r.search.best.n_hat;
+  out["rescale_factors"] = v.chosen.factors;
+  out["n_hat"] = v.chosen.n_hat;
   out["attention_factor"] = longrope::rope_frequencies(r.rope).attention_factor();
-  out["perplexity"] = json_number(r.search.best_score);
+  out["perplexity"] = json_number(v.chosen_train);
+  out["perplexity_log_se"] = json_number(v.train_stats.log_se);
+  out["optimizer"] = search_setup_json(eo.search);
+  out["validation"] = {{"windows", split.validation.size()},
+                       {"perplexity", json_number(v.chosen_validation)},
+                       {"log_se", json_number(v.validation_stats.log_se)},
+                       {"evaluations", v.validation_evaluations},
+                       {"patience", vo.validation_patience},
+                       {"baselines", {{"none", json_number(v.validation_baselines.none)},
+                                      {"pi", json_number(v.validation_baselines.pi)},
+                                      {"ntk", json_number(v.validation_baselines.ntk)},
+                                      {"yarn", json_number(v.validation_baselines.yarn)}}}};
   out["baselines"] = {{"none", json_number(r.baselines.none)},
                       {"pi", json_number(r.baselines.pi)},
                       {"ntk", json_number(r.baselines.ntk)},
                       {"yarn", json_number(r.baselines.yarn)}};
   out["evaluations"] = r.search.evaluations;
   out["iterations"] = r.search.iterations;
-  out["stop_reason"] = longrope::to_string(r.search.reason);
+  out["stop_reason"] = v.stop_reason;
   out["seconds"] = secs;
   out["context"] = context;
   out["windows"] = windows;

@@ -24,6 +24,7 @@
 #include "parallel.hpp"
 #include "seeds.hpp"
 #include "space.hpp"
+#include "strategy.hpp"
 
 namespace longrope {
 
@@ -108,6 +109,7 @@ class evolutionary_search {
  private:
   void generate_initial(const std::vector<candidate>& seeds);
   void generate_next();
+  void generate_sampled();  // random and gaussian strategies (search/strategy.hpp)
   void set_pending(std::vector<candidate> v);
   bool seen(const candidate& c, const std::set<candidate>& fresh) const {
     return cache_.count(c) != 0 || fresh.count(c) != 0;
@@ -228,9 +230,14 @@ inline void evolutionary_search::generate_initial(const std::vector<candidate>& 
   const std::size_t slots = target > gen.size() ? target - gen.size() : 0;
   for (std::size_t slot = 0; slot < slots; ++slot) {
     for (int attempt = 0; attempt < opt_.max_attempts; ++attempt) {
-      const auto& parent = gen[static_cast<std::size_t>(uniform_index(rng_, n_seeds))];
-      candidate child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius, opt_.mutation);
-      mutate_n_hat(space_, child, opt_.n_hat_probability, rng_);
+      candidate child;
+      if (opt_.strategy == search_strategy::random) {  // random search: uniform draws, not mutations
+        child = detail::random_candidate(space_, rng_);
+      } else {
+        const auto& parent = gen[static_cast<std::size_t>(uniform_index(rng_, n_seeds))];
+        child = mutate(space_, parent, opt_.mutation_probability, rng_, opt_.mutation_radius, opt_.mutation);
+        mutate_n_hat(space_, child, opt_.n_hat_probability, rng_);
+      }
       if (fresh.insert(child).second) {
         gen.push_back(std::move(child));
         break;
@@ -241,6 +248,10 @@ inline void evolutionary_search::generate_initial(const std::vector<candidate>& 
 }
 
 inline void evolutionary_search::generate_next() {
+  if (opt_.strategy != search_strategy::evolution) {
+    generate_sampled();
+    return;
+  }
   const std::size_t k = std::min(static_cast<std::size_t>(opt_.top_k), st_.population.size());
   std::vector<candidate> gen;
   std::set<candidate> fresh;
@@ -272,6 +283,15 @@ inline void evolutionary_search::generate_next() {
     }
   }
   set_pending(std::move(gen));
+}
+
+inline void evolutionary_search::generate_sampled() {
+  std::vector<const candidate*> elite;
+  const std::size_t k = std::min(static_cast<std::size_t>(opt_.top_k), st_.population.size());
+  for (std::size_t i = 0; i < k; ++i) elite.push_back(&st_.population[i].c);
+  set_pending(detail::sampled_generation(space_, opt_.strategy, elite, opt_.mutations + opt_.crossovers,
+                                         opt_.max_attempts, opt_.n_hat_probability, rng_,
+                                         [this](const candidate& c) { return cache_.count(c) != 0; }));
 }
 
 inline std::vector<search_point> evolutionary_search::ask_points() const {

@@ -17,6 +17,7 @@
 #include "operators.hpp"
 #include "rng.hpp"
 #include "space.hpp"
+#include "strategy.hpp"
 
 namespace longrope {
 
@@ -53,6 +54,10 @@ struct search_options {
   /// run_parallel's worker count (0: std::thread::hardware_concurrency()).
   /// Does not affect results.
   int threads = 1;
+  /// How each generation is drawn (search/strategy.hpp). evolution (the
+  /// paper) uses every field above; random and gaussian draw N1 + N2 children
+  /// per generation, gaussian fits its model to the top k.
+  search_strategy strategy = search_strategy::evolution;
 
   /// Throws longrope::error ("longrope.search") naming the field: population,
   /// top_k or max_attempts < 1, negative mutations, crossovers, iterations,
@@ -192,6 +197,10 @@ inline void search_options::validate() const {
   if (!(max_seconds >= 0.0)) search_fail("options.max_seconds: must be >= 0 (0: no budget)");
   if (crossover != crossover_policy::repair && crossover != crossover_policy::reject) {
     search_fail("options.crossover: unknown policy");
+  }
+  if (strategy != search_strategy::evolution && strategy != search_strategy::random &&
+      strategy != search_strategy::gaussian) {
+    search_fail("options.strategy: unknown strategy");
   }
   if (mutation != mutation_mode::bounded && mutation != mutation_mode::push) {
     search_fail("options.mutation: unknown mode");

@@ -1,0 +1,79 @@
+// `longrope search`: the optimizer, budget and fitness split used when no
+// tuning flag is given (chosen from the measurements in docs/search-quality.md),
+// and the flags that override them.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <longrope/search.hpp>
+#include <llama2c/validated_search.hpp>
+
+#include "cli_args.hpp"
+
+namespace longrope_cli {
+
+/// The flags this header reads (added to cmd_search's option list).
+inline const char* const kSearchTuningFlags[] = {"--optimizer", "--budget", "--validation-windows",
+                                                 "--validation-patience"};
+
+/// The defaults (docs/search-quality.md: the best combination measured).
+struct search_setup {
+  longrope::search_strategy strategy = longrope::search_strategy::evolution;
+  int population = 64, mutations = 16, crossovers = 16, top_k = 32, iterations = 40;
+  std::int64_t budget = 0;           ///< search evaluations (0: none, the paper's T generations).
+  std::int64_t validation_windows = 2;
+  int validation_patience = 0;
+};
+
+inline search_setup default_search_setup() {
+  search_setup s;
+  return s;
+}
+
+/// Fills vo.extension.search's strategy, P, N1, N2, k, T, budget and vo's
+/// validation settings: the defaults, then the flags given. `small_int` is
+/// cmd_search's bounded integer reader. Throws std::invalid_argument on a bad flag.
+template <class SmallInt>
+void apply_search_setup(const option_parser& opt, const SmallInt& small_int, llama2c::validated_options& vo,
+                        std::int64_t& validation_windows) {
+  const search_setup d = default_search_setup();
+  auto& so = vo.extension.search;
+  so.strategy = d.strategy;
+  if (const auto name = opt.get("--optimizer")) {
+    if (!longrope::parse_search_strategy(*name, so.strategy)) {
+      throw std::invalid_argument("--optimizer: expected evolution, random or gaussian, got '" + *name + "'");
+    }
+  }
+  // Another optimizer than the default starts from the paper's P, N1, N2, k, T.
+  const bool own = so.strategy == d.strategy;
+  so.population = small_int("--population", own ? d.population : 64, 1);
+  so.mutations = small_int("--mutations", own ? d.mutations : 16, 0);
+  so.crossovers = small_int("--crossovers", own ? d.crossovers : 16, 0);
+  so.top_k = small_int("--topk", own ? d.top_k : 32, 1);
+  so.iterations = small_int("--iterations", own ? d.iterations : 40, 0);
+  const std::int64_t budget = opt.int_or("--budget", own ? d.budget : 0);
+  if (budget < 0) throw std::invalid_argument("--budget: must be >= 0 (0: none)");
+  so.max_evaluations = budget;
+  validation_windows = opt.int_or("--validation-windows", d.validation_windows);
+  if (validation_windows < 0 || validation_windows > 1000000) {
+    throw std::invalid_argument("--validation-windows: must be in [0, 1000000]");
+  }
+  vo.validation_patience = small_int("--validation-patience", d.validation_patience, 0);
+}
+
+/// The JSON block saying which optimizer and budget a search used.
+inline nlohmann::json search_setup_json(const longrope::search_options& so) {
+  return {{"strategy", longrope::to_string(so.strategy)},
+          {"population", so.population},
+          {"mutations", so.mutations},
+          {"crossovers", so.crossovers},
+          {"top_k", so.top_k},
+          {"iterations", so.iterations},
+          {"budget", so.max_evaluations}};
+}
+
+}  // namespace longrope_cli
