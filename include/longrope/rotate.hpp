@@ -31,12 +31,14 @@
 /// mod pi/2 in the vector kernels), then cos/sin are
 /// evaluated once per token and shared by every head (and by q and k in
 /// rotate_qk). With a table: rows of a rope_table written by fill_table.
-/// The vector kernels (AVX-512, AVX2, NEON; selected at compile time from the
-/// target flags, LONGROPE_FORCE_SCALAR selects the scalar reference) agree with
+/// The vector kernels (AVX-512, AVX2, NEON; chosen at run time from what the
+/// CPU supports, see isa.hpp: active_isa(), set_isa(), LONGROPE_ISA;
+/// LONGROPE_FORCE_SCALAR compiles the scalar reference only) agree with
 /// the scalar reference to within the bounds documented in docs/performance.md
 /// and checked by tests/test_rotate.cpp: per output channel of a pair (x0, x1),
-/// 1e-6 (|x0| + |x1|) max(att, 1) plus one ulp of the storage type. Compile
-/// every translation unit that calls longrope with the same ISA flags.
+/// 1e-6 (|x0| + |x1|) max(att, 1) plus one ulp of the storage type. A consumer
+/// compiled without -march flags gets the same kernels as a -march=native
+/// build; translation units compiled with different flags may be mixed.
 ///
 /// Example (prefill of one layer, token-major q and k, positions 0..n-1):
 ///
@@ -48,7 +50,11 @@
 /// Threading: every function takes a token_range applied to every batch row;
 /// calls on disjoint token ranges (or disjoint views) touch disjoint memory and
 /// may run concurrently. All functions are reentrant; rope_frequencies and
-/// rope_table are only read.
+/// rope_table are only read. Decode (one token) splits by heads instead: give
+/// each thread a sub-view of heads [h0, h1), i.e. the same view with
+/// data = at(0, 0, h0) and heads = h1 - h0 (heads_view::head_range does this);
+/// each thread then computes the token's cos/sin itself (about 60 ns), or all
+/// read one precomputed table row.
 ///
 /// Errors: every precondition listed below is checked before any element is
 /// touched and reported as longrope::error with id "longrope.argument"; the
@@ -66,6 +72,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "frequencies.hpp"
+#include "isa.hpp"
 #include "view.hpp"
 
 #define LONGROPE_INTERNAL_INCLUDE

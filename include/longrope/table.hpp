@@ -21,8 +21,10 @@
 ///     pi/2 in double, fdlibm polynomials in double, one rounding to float; for a
 ///     position_range, 31 of every 32 rows advance by the angle-addition
 ///     recurrence in double instead (error < 1.5e-14 before the rounding). It
-///     matches the scalar reference within 1 ulp of float. LONGROPE_FORCE_SCALAR
-///     selects the scalar path; double output always uses it.
+///     matches the scalar reference within 1 ulp of float. The ISA is chosen at
+///     run time (isa.hpp: active_isa(), set_isa(), LONGROPE_ISA);
+///     LONGROPE_FORCE_SCALAR or isa::scalar selects the scalar path; double
+///     output always uses it.
 ///   angle_precision::float32 transformers' arithmetic: float(f_i) * float(p) in
 ///     float32, then float32 cos/sin: off by ~1e-2 at p = 131071, use it only to
 ///     reproduce reference implementations.
@@ -39,6 +41,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "frequencies.hpp"
+#include "isa.hpp"
 #include "view.hpp"
 
 #define LONGROPE_INTERNAL_INCLUDE
@@ -96,15 +99,12 @@ void table_row_scalar(const rope_frequencies& f, std::int64_t p, T* c, T* s,
 /// for the error bound); everything else is the scalar reference.
 template <class T>
 void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, angle_precision prec) noexcept {
-#if defined(LONGROPE_SIMD_ANY)
   if constexpr (std::is_same_v<T, float>) {
     if (prec == angle_precision::exact) {
       const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
-      sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
-      return;
+      if (sincos_scaled_isa(isa_active(), freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s)) return;
     }
   }
-#endif
   table_row_scalar(f, p, c, s, prec);
 }
 
@@ -113,23 +113,24 @@ void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, ang
 template <class T>
 void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows, matrix_view<T> c, matrix_view<T> s,
                  angle_precision prec) noexcept {
-#if defined(LONGROPE_SIMD_ANY)
   if constexpr (std::is_same_v<T, float>) {
-    if (prec == angle_precision::exact && f.pairs() <= 512) {
+    const int isa = isa_active();
+    if (prec == angle_precision::exact && f.pairs() <= 512 && isa != kIsaScalar) {
       const std::int64_t split = std::clamp<std::int64_t>(f.n_hat() - p0, 0, rows);  // rows below n_hat
       const double att = f.attention_factor();
+      bool done = true;
       if (split > 0) {
-        fill_range_scaled(f.theta().data(), p0, split, att, f.pairs(), c.row(0), c.row_stride, s.row(0), s.row_stride);
+        done = fill_range_isa(isa, f.theta().data(), p0, split, att, f.pairs(), c.row(0), c.row_stride, s.row(0),
+                              s.row_stride);
       }
-      if (rows > split) {
+      if (done && rows > split) {
         const auto r = static_cast<std::ptrdiff_t>(split);
-        fill_range_scaled(f.inv_freq().data(), p0 + split, rows - split, att, f.pairs(), c.row(r), c.row_stride,
-                          s.row(r), s.row_stride);
+        done = fill_range_isa(isa, f.inv_freq().data(), p0 + split, rows - split, att, f.pairs(), c.row(r),
+                              c.row_stride, s.row(r), s.row_stride);
       }
-      return;
+      if (done) return;
     }
   }
-#endif
   for (std::ptrdiff_t r = 0; r < rows; ++r) table_row_vector(f, p0 + r, c.row(r), s.row(r), prec);
 }
 

@@ -17,9 +17,24 @@
 
 #include "../config.hpp"
 #include "../frequencies.hpp"
+#include "../view.hpp"
 #include "angle.hpp"
 
 namespace longrope::detail {
+
+/// Input and output of one rotated tensor (the same view when in place).
+template <class T>
+struct io_pair {
+  heads_view<const T> in;
+  heads_view<T> out;
+};
+
+/// The table a rotation reads cos/sin rows from.
+struct table_ref {
+  matrix_view<const float> cos;
+  matrix_view<const float> sin;
+  std::int64_t first_position = 0;
+};
 
 /// Largest number of rotary pairs the kernels accept (per-token scratch lives
 /// on the stack: 4 arrays of 2 * 512 floats = 16 KiB, or 32 KiB for double).

@@ -7,15 +7,12 @@
 // Compile-time SIMD selection and the vector cos/sin used by fill_table and the
 // table-free rotation.
 //
-// Selection (from the compiler's target flags; LONGROPE_FORCE_SCALAR wins):
-//   LONGROPE_SIMD_AVX512  AVX-512 F+BW+VL+DQ: 16 float / 8 double lanes, masked tails
-//   LONGROPE_SIMD_AVX2    AVX2+FMA+F16C: 8 float / 4 double lanes, tails through a stack buffer
-//   LONGROPE_SIMD_NEON    AArch64 NEON: 4 float / 2 double lanes, tails through a stack buffer
-//   none of them          the scalar reference
-//
-// Every ISA-specific entity lives in an inline namespace named after the ISA,
-// so translation units compiled for different ISAs do not merge different
-// bodies under one mangled name.
+// Kernel sets (see isa_select.hpp): AVX-512 F+BW+VL+DQ (16 float / 8 double
+// lanes, masked tails), AVX2+FMA+F16C (8 float / 4 double lanes, tails through
+// a stack buffer), AArch64 NEON (4 float / 2 double lanes), and the scalar
+// reference. Each set lives in its own namespace (detail::avx512, detail::avx2,
+// detail::neon) and, on x86 with GCC/Clang, is compiled with function-level
+// target attributes, so one body per ISA exists whatever the TU's flags.
 //
 // cos/sin (sincos_scaled): the angle a = p * f_i is formed in double exactly
 // as the scalar reference (one rounding), reduced by k = round(a * 2/pi) with
@@ -31,37 +28,12 @@
 // attention factor 1). glibc's vector sin/cos is not used: it loses accuracy
 // above ~1e4 rad.
 
+#include <cstddef>
 #include <cstdint>
 
-#if !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512DQ__)
-#define LONGROPE_SIMD_AVX512 1
-#define LONGROPE_SIMD_NAME "avx512"
-#define LONGROPE_SIMD_NS avx512
-#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define LONGROPE_SIMD_AVX2 1
-#define LONGROPE_SIMD_NAME "avx2"
-#define LONGROPE_SIMD_NS avx2
-#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
-#define LONGROPE_SIMD_NEON 1
-#define LONGROPE_SIMD_NAME "neon"
-#define LONGROPE_SIMD_NS neon
-#else
-#define LONGROPE_SIMD_NAME "scalar"
-#endif
-
-#if defined(LONGROPE_SIMD_AVX512) || defined(LONGROPE_SIMD_AVX2)
-#include <immintrin.h>
-#define LONGROPE_SIMD_ANY 1
-#elif defined(LONGROPE_SIMD_NEON)
-#include <arm_neon.h>
-#define LONGROPE_SIMD_ANY 1
-#endif
+#include "isa_select.hpp"
 
 namespace longrope::detail {
-
-/// Name of the vector path compiled into this translation unit.
-inline constexpr const char* simd_name = LONGROPE_SIMD_NAME;
 
 // fdlibm k_sin.c / k_cos.c coefficients (|x| <= pi/4).
 inline constexpr double kS1 = -1.66666666666666324348e-01;
@@ -83,8 +55,9 @@ inline constexpr double kPio2Lo = 6.12323399573676603587e-17;
 inline constexpr double kTwoOverPi = 6.36619772367581382433e-01;
 inline constexpr double kRoundMagic = 6755399441055744.0;
 
-#if defined(LONGROPE_SIMD_AVX512)
-inline namespace avx512 {
+#if defined(LONGROPE_KERNELS_AVX512)
+LONGROPE_TARGET_AVX512_BEGIN
+namespace avx512 {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(__m512d a, __m512d& vs, __m512d& vc) noexcept {
@@ -220,8 +193,12 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 }
 
 }  // namespace avx512
-#elif defined(LONGROPE_SIMD_AVX2)
-inline namespace avx2 {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_AVX2)
+LONGROPE_TARGET_AVX2_BEGIN
+namespace avx2 {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(__m256d a, __m256d& vs, __m256d& vc) noexcept {
@@ -316,8 +293,11 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 }
 
 }  // namespace avx2
-#elif defined(LONGROPE_SIMD_NEON)
-inline namespace neon {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_NEON)
+namespace neon {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(float64x2_t a, float64x2_t& vs, float64x2_t& vc) noexcept {
@@ -419,5 +399,42 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 
 }  // namespace neon
 #endif
+
+// ---------------------------------------------------------------------------
+// Dispatch by ISA number (isa_select.hpp). false: no vector kernel for it.
+
+/// One row: c[i] = float(att cos(p freq[i])), s[i] likewise, i < n.
+inline bool sincos_scaled_isa(int isa, const double* freq, double p, double att, int n, float* c,
+                              float* s) noexcept {
+  switch (isa) {
+#if defined(LONGROPE_KERNELS_AVX512)
+    case kIsaAvx512: avx512::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+#if defined(LONGROPE_KERNELS_AVX2)
+    case kIsaAvx2: avx2::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+#if defined(LONGROPE_KERNELS_NEON)
+    case kIsaNeon: neon::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+    default: return false;
+  }
+}
+
+/// Rows for consecutive positions p0 .. p0 + rows - 1 (n <= 512), see fill_range_scaled.
+inline bool fill_range_isa(int isa, const double* freq, std::int64_t p0, std::int64_t rows, double att, int n,
+                           float* c, std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
+  switch (isa) {
+#if defined(LONGROPE_KERNELS_AVX512)
+    case kIsaAvx512: avx512::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+#if defined(LONGROPE_KERNELS_AVX2)
+    case kIsaAvx2: avx2::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+#if defined(LONGROPE_KERNELS_NEON)
+    case kIsaNeon: neon::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+    default: return false;
+  }
+}
 
 }  // namespace longrope::detail
