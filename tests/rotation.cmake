@@ -23,3 +23,6 @@ add_test(NAME test_isa_nomarch COMMAND test_isa_nomarch)
 # must put every public call on the reference path (the [isa] case checks it).
 add_test(NAME test_rotate_env_scalar COMMAND test_rotate "[isa]")
 set_tests_properties(test_rotate_env_scalar PROPERTIES ENVIRONMENT "LONGROPE_ISA=scalar")
+
+# 16-bit (half, bfloat16) tables: fill and rotation, every ISA.
+longrope_add_test(test_tables16 SOURCES test_tables16.cpp)

@@ -36,20 +36,20 @@ enum class kernel_path { scalar, vector };
 inline constexpr kernel_path default_kernel_path = kernel_path::vector;
 
 /// Runs the loop of ISA `isa` (an ISA without kernels here: the reference).
-template <class T>
-void rotate_loops_isa(int isa, const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q,
+template <class T, class TT>
+void rotate_loops_isa(int isa, const rope_frequencies& f, const table_ref_t<TT>* tab, const io_pair<T>& q,
                       const io_pair<T>* k, positions_view pos, token_range tokens, bool inverse) noexcept {
   switch (isa) {
 #if defined(LONGROPE_KERNELS_AVX512)
-    case kIsaAvx512: return avx512::rotate_loops<T>(f, tab, q, k, pos, tokens, inverse);
+    case kIsaAvx512: return avx512::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
 #endif
 #if defined(LONGROPE_KERNELS_AVX2)
-    case kIsaAvx2: return avx2::rotate_loops<T>(f, tab, q, k, pos, tokens, inverse);
+    case kIsaAvx2: return avx2::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
 #endif
 #if defined(LONGROPE_KERNELS_NEON)
-    case kIsaNeon: return neon::rotate_loops<T>(f, tab, q, k, pos, tokens, inverse);
+    case kIsaNeon: return neon::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
 #endif
-    default: return portable::rotate_loops<T>(f, tab, q, k, pos, tokens, inverse);
+    default: return portable::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
   }
 }
 
@@ -87,7 +87,8 @@ void check_io(const char* fn, const char* in_name, const char* out_name, const i
   }
 }
 
-inline void check_table(const char* fn, const table_ref& t, const rope_frequencies& f) {
+template <class TT>
+void check_table(const char* fn, const table_ref_t<TT>& t, const rope_frequencies& f) {
   if (t.cos.rows != t.sin.rows) argument_fail(rot_msg(fn, "table.cos and table.sin have different row counts"));
   if (t.cos.cols < f.pairs() || t.sin.cols < f.pairs()) {
     argument_fail(rot_msg(fn, "table has fewer columns than pairs() = " + std::to_string(f.pairs())));
@@ -101,11 +102,13 @@ inline void check_table(const char* fn, const table_ref& t, const rope_frequenci
   if (t.first_position < 0) argument_fail(rot_msg(fn, "table.first_position is negative"));
 }
 
-/// Checks every precondition, then runs path P.
-template <class T, kernel_path P = default_kernel_path>
-void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q, const io_pair<T>* k,
-                  positions_view pos, token_range tokens, bool inverse, const char* fn) {
+/// Checks every precondition, then runs path P. TT: the table's entry type
+/// (not deduced: a null table pointer means table-free).
+template <class T, kernel_path P = default_kernel_path, class TT = float>
+void rotate_entry(const rope_frequencies& f, const table_ref_t<identity_t<TT>>* tab, const io_pair<T>& q,
+                  const io_pair<T>* k, positions_view pos, token_range tokens, bool inverse, const char* fn) {
   static_assert(is_storage_type_v<T>, "rotate: T must be float, double, Eigen::half or Eigen::bfloat16");
+  static_assert(is_table_type_v<TT>, "rotate: table entries must be float, Eigen::half or Eigen::bfloat16");
   const bool qk = k != nullptr;
   check_io(fn, qk ? "q_in" : "in", qk ? "q_out" : "out", q, f);
   if (qk) {
@@ -149,7 +152,7 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
       }
     }
   }
-  rotate_loops_isa<T>(P == kernel_path::scalar ? kIsaScalar : isa_active(), f, tab, q, k, pos, tokens, inverse);
+  rotate_loops_isa<T, TT>(P == kernel_path::scalar ? kIsaScalar : isa_active(), f, tab, q, k, pos, tokens, inverse);
 }
 
 }  // namespace longrope::detail

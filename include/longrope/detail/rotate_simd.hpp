@@ -60,6 +60,10 @@ template <class C>
 inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
   token_coeffs_scalar(f, p, c, s);
 }
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  widen_row_scalar(in, out, n);
+}
 #include "rotate_loop.inc"
 }  // namespace portable
 
@@ -175,6 +179,14 @@ inline void expand_interleaved(const float* c, const float* s, int n, float* d, 
     e[2 * i] = -s[i];
     e[2 * i + 1] = s[i];
   }
+}
+
+/// A 16-bit table row to float (vector widening, masked tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, vf::load(in + i, kAll16));
+  if (i < n) vf::store(out + i, vf::load(in + i, vf::tail(n - i)), vf::tail(n - i));
 }
 
 /// Float coefficients through this ISA's cos/sin; double through the reference.
@@ -314,6 +326,14 @@ inline void expand_interleaved(const float* c, const float* s, int n, float* d, 
   }
 }
 
+/// A 16-bit table row to float (vector widening, scalar tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, vf::load(in + i));
+  for (; i < n; ++i) out[i] = static_cast<float>(in[i]);
+}
+
 /// Float coefficients through this ISA's cos/sin; double through the reference.
 template <class C>
 inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
@@ -429,6 +449,14 @@ inline void expand_interleaved(const float* c, const float* s, int n, float* d, 
     e[2 * i] = -s[i];
     e[2 * i + 1] = s[i];
   }
+}
+
+/// A 16-bit table row to float (vector widening, scalar tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vf::load(in + i));
+  for (; i < n; ++i) out[i] = static_cast<float>(in[i]);
 }
 
 /// Float coefficients through this ISA's cos/sin; double through the reference.
