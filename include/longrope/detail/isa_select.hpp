@@ -33,10 +33,10 @@
 #if defined(__clang__)
 #define LONGROPE_TARGET_AVX2_BEGIN \
   _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
-#define LONGROPE_TARGET_AVX512_BEGIN                                                                          \
-  _Pragma(                                                                                                    \
-      "clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\"))), " \
-      "apply_to = function)")
+// (One string literal: _Pragma does not concatenate.)
+// clang-format off
+#define LONGROPE_TARGET_AVX512_BEGIN _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\"))), apply_to = function)")
+// clang-format on
 #define LONGROPE_TARGET_END _Pragma("clang attribute pop")
 #else
 #define LONGROPE_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
@@ -62,6 +62,9 @@
 
 #if defined(LONGROPE_KERNELS_AVX2) || defined(LONGROPE_KERNELS_AVX512)
 #include <immintrin.h>
+#endif
+#if defined(LONGROPE_CPU_QUERY)
+#include <cpuid.h>
 #endif
 #if defined(LONGROPE_KERNELS_NEON)
 #include <arm_neon.h>
@@ -95,6 +98,14 @@ inline constexpr bool isa_compiled(int i) noexcept {
   }
 }
 
+#if defined(LONGROPE_CPU_QUERY)
+/// CPUID.1:ECX bit 29 (Clang's __builtin_cpu_supports has no "f16c").
+inline bool cpu_has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && ((c >> 29) & 1u) != 0;
+}
+#endif
+
 /// The CPU (and OS) can run ISA i. Compile-time knowledge (-march flags) counts.
 inline bool isa_cpu_has(int i) noexcept {
   switch (i) {
@@ -104,7 +115,7 @@ inline bool isa_cpu_has(int i) noexcept {
       return true;
 #elif defined(LONGROPE_CPU_QUERY)
       __builtin_cpu_init();
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
       return false;
 #endif
@@ -115,7 +126,7 @@ inline bool isa_cpu_has(int i) noexcept {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
       return false;
 #endif
