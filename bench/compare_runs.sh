@@ -9,7 +9,7 @@ out=$1
 shift
 mkdir -p "$out"
 filter=${LONGROPE_BENCH_FILTER:-'BM_prefill|BM_decode|BM_table_(naive|exact|write_floor)/131072'}
-for round in 1 2; do
+for round in ${LONGROPE_BENCH_ROUNDS:-1 2}; do
   for pair in "$@"; do
     label=${pair%%=*}
     bin=${pair#*=}
