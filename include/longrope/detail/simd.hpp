@@ -454,6 +454,9 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 /// One row: c[i] = float(att cos(p freq[i])), s[i] likewise, i < n.
 inline bool sincos_scaled_isa(int isa, const double* freq, double p, double att, int n, float* c,
                               float* s) noexcept {
+#if !defined(LONGROPE_KERNELS_ANY)
+  (void)freq, (void)p, (void)att, (void)n, (void)c, (void)s;
+#endif
   switch (isa) {
 #if defined(LONGROPE_KERNELS_AVX512)
     case kIsaAvx512: avx512::sincos_scaled(freq, p, att, n, c, s); return true;
@@ -471,6 +474,9 @@ inline bool sincos_scaled_isa(int isa, const double* freq, double p, double att,
 /// Rows for consecutive positions p0 .. p0 + rows - 1 (n <= 512), see fill_range_scaled.
 inline bool fill_range_isa(int isa, const double* freq, std::int64_t p0, std::int64_t rows, double att, int n,
                            float* c, std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
+#if !defined(LONGROPE_KERNELS_ANY)
+  (void)freq, (void)p0, (void)rows, (void)att, (void)n, (void)c, (void)cs, (void)s, (void)ss;
+#endif
   switch (isa) {
 #if defined(LONGROPE_KERNELS_AVX512)
     case kIsaAvx512: avx512::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
