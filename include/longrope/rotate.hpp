@@ -169,7 +169,8 @@ void rotate(const rope_frequencies& f, const basic_rope_table<TT>& table, heads_
             token_range tokens, rotation_direction dir = rotation_direction::forward) {
   static_assert(!std::is_const_v<T>, "rotate: in-place rotation needs a mutable view");
   const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
-  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {x, x}, nullptr, pos, tokens, dir == rotation_direction::inverse, "rotate");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {x, x}, nullptr, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate");
 }
 
 /// Out-of-place rotation from a table.
@@ -178,7 +179,8 @@ void rotate(const rope_frequencies& f, const basic_rope_table<TT>& table, heads_
             heads_view<T> out, positions_view pos, token_range tokens,
             rotation_direction dir = rotation_direction::forward) {
   const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
-  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {in, out}, nullptr, pos, tokens, dir == rotation_direction::inverse, "rotate");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {in, out}, nullptr, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate");
 }
 
 /// q and k together from a table.
@@ -188,7 +190,8 @@ void rotate_qk(const rope_frequencies& f, const basic_rope_table<TT>& table, hea
   static_assert(!std::is_const_v<T>, "rotate_qk: in-place rotation needs a mutable view");
   const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
   const detail::io_pair<T> kk{k, k};
-  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q, q}, &kk, pos, tokens, dir == rotation_direction::inverse, "rotate_qk");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q, q}, &kk, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate_qk");
 }
 
 /// Out-of-place q and k from a table.
@@ -199,7 +202,8 @@ void rotate_qk(const rope_frequencies& f, const basic_rope_table<TT>& table,
                token_range tokens, rotation_direction dir = rotation_direction::forward) {
   const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
   const detail::io_pair<T> kk{k_in, k_out};
-  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q_in, q_out}, &kk, pos, tokens, dir == rotation_direction::inverse, "rotate_qk");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q_in, q_out}, &kk, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate_qk");
 }
 
 }  // namespace longrope
