@@ -12,6 +12,7 @@
 //   decode   q [1][32][128] + k [1][8][128], position 100,000, table-free
 #include <cmath>
 #include <cstdint>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -41,14 +42,34 @@ longrope::rope_frequencies bench_freqs(longrope::pair_layout layout) {
   return longrope::rope_frequencies(c, {131072});
 }
 
+// n elements of T starting `offset_bytes` past a 64-byte boundary: offset 0 is
+// the aligned case, 16 where a large std::vector<float> lands (glibc's mmap'd
+// chunks start 16 bytes past a page).
+template <class T>
+struct offset_buffer {
+  std::vector<unsigned char> raw;
+  T* ptr = nullptr;
+  std::size_t n = 0;
+  offset_buffer(std::size_t count, std::size_t offset_bytes) : raw(count * sizeof(T) + 64 + offset_bytes), n(count) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(raw.data());
+    const std::uintptr_t aligned = (addr + 63) & ~static_cast<std::uintptr_t>(63);
+    ptr = reinterpret_cast<T*>(aligned + offset_bytes);
+    for (std::size_t i = 0; i < count; ++i) new (ptr + i) T();
+  }
+  T* data() { return ptr; }
+  const T* data() const { return ptr; }
+  std::size_t size() const { return n; }
+  T& operator[](std::size_t i) { return ptr[i]; }
+};
+
 template <class T>
 struct qk_buffers {
-  std::vector<T> q;
-  std::vector<T> k;
+  offset_buffer<T> q;
+  offset_buffer<T> k;
   std::vector<std::int64_t> pos;
-  qk_buffers(std::ptrdiff_t tokens, std::int64_t first_pos)
-      : q(static_cast<std::size_t>(tokens * kQHeads * kHeadDim)),
-        k(static_cast<std::size_t>(tokens * kKHeads * kHeadDim)),
+  qk_buffers(std::ptrdiff_t tokens, std::int64_t first_pos, std::size_t offset_bytes = 0)
+      : q(static_cast<std::size_t>(tokens * kQHeads * kHeadDim), offset_bytes),
+        k(static_cast<std::size_t>(tokens * kKHeads * kHeadDim), offset_bytes),
         pos(static_cast<std::size_t>(tokens)) {
     for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<T>(static_cast<float>((i * 7919) % 1000) * 1e-3f - 0.5f);
     for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<T>(static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f);
@@ -84,24 +105,25 @@ void split_run(int threads, std::ptrdiff_t tokens, F&& fn) {
 // Prefill
 
 struct table_storage {
-  std::vector<float> c;
-  std::vector<float> s;
+  offset_buffer<float> c;
+  offset_buffer<float> s;
   longrope::rope_table table;
   table_storage(const longrope::rope_frequencies& f, std::int64_t rows)
-      : c(static_cast<std::size_t>(rows * f.pairs())), s(c.size()) {
+      : c(static_cast<std::size_t>(rows * f.pairs()), 0), s(c.size(), 0) {
     longrope::fill_table<float>(f, longrope::position_range{0, rows}, {c.data(), rows, f.pairs()},
                                 {s.data(), rows, f.pairs()});
     table = {{c.data(), rows, f.pairs()}, {s.data(), rows, f.pairs()}, 0};
   }
 };
 
-// range(0): 0 table-free, 1 table; range(1): threads.
+// range(0): 0 table-free, 1 table; range(1): threads; q and k sit `offset`
+// bytes past a 64-byte boundary.
 template <class T, longrope::pair_layout Layout>
-void BM_prefill(benchmark::State& state) {
+void prefill_run(benchmark::State& state, std::size_t offset) {
   const bool use_table = state.range(0) != 0;
   const int threads = static_cast<int>(state.range(1));
   const auto f = bench_freqs(Layout);
-  qk_buffers<T> b(kTokens, 0);
+  qk_buffers<T> b(kTokens, 0, offset);
   const table_storage ts(f, kTokens);
   const auto q = b.qv();
   const auto k = b.kv();
@@ -119,7 +141,19 @@ void BM_prefill(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   set_counters<T>(state, kTokens);
-  state.SetLabel(longrope::detail::simd_name);
+  state.SetLabel(longrope::isa_name(longrope::active_isa()));
+}
+
+template <class T, longrope::pair_layout Layout>
+void BM_prefill(benchmark::State& state) {
+  prefill_run<T, Layout>(state, 0);
+}
+
+// q and k 16 bytes past a 64-byte boundary, where a std::vector<float> of this
+// size lands.
+template <class T, longrope::pair_layout Layout>
+void BM_prefill_offset16(benchmark::State& state) {
+  prefill_run<T, Layout>(state, 16);
 }
 
 // Naive baseline, as the reference implementations (llama2.c, transformers
@@ -163,7 +197,8 @@ void BM_prefill_memory_floor(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(1));
   // The same number of bytes, viewed as floats.
   const std::ptrdiff_t floats_per_token = (kQHeads + kKHeads) * kHeadDim * elem_bytes / 4;
-  std::vector<float> buf(static_cast<std::size_t>(kTokens * floats_per_token), 0.25f);
+  offset_buffer<float> buf(static_cast<std::size_t>(kTokens * floats_per_token), 0);
+  for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = 0.25f;
   float one = 1.0f;
   benchmark::DoNotOptimize(one);
   for (auto _ : state) {
@@ -182,6 +217,7 @@ void BM_prefill_memory_floor(benchmark::State& state) {
 
 using longrope::pair_layout;
 using bf16 = Eigen::bfloat16;
+using fp16 = Eigen::half;
 
 BENCHMARK(BM_prefill_memory_floor)->ArgNames({"bytes", "threads"})->Args({4, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::half_split)
@@ -190,6 +226,17 @@ BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::interleaved)
     ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_prefill_memory_floor)->ArgNames({"bytes", "threads"})->Args({2, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_prefill, bf16, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, bf16, pair_layout::interleaved)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, fp16, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill, fp16, pair_layout::interleaved)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+// q and k 16 bytes past a 64-byte boundary (a std::vector<float> of this size).
+BENCHMARK_TEMPLATE(BM_prefill_offset16, float, pair_layout::half_split)
+    ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_prefill_offset16, float, pair_layout::interleaved)
     ->ArgNames({"table", "threads"})->Args({1, 1})->Args({0, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_prefill_naive)->Unit(benchmark::kMillisecond);
 // Two threads (std::thread per iteration, token range split in halves).
@@ -206,9 +253,10 @@ constexpr std::int64_t kDecodePos = 100000;
 void set_decode_counters(benchmark::State& state) { set_counters<float>(state, 1); }
 
 // The whole call: argument checks, angles, cos/sin, rotation of 40 heads.
+// range(0): bytes q and k sit past a 64-byte boundary.
 void BM_decode(benchmark::State& state) {
   const auto f = bench_freqs(pair_layout::half_split);
-  qk_buffers<float> b(1, kDecodePos);
+  qk_buffers<float> b(1, kDecodePos, static_cast<std::size_t>(state.range(0)));
   const auto q = b.qv();
   const auto k = b.kv();
   for (auto _ : state) {
@@ -216,7 +264,7 @@ void BM_decode(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   set_decode_counters(state);
-  state.SetLabel(longrope::detail::simd_name);
+  state.SetLabel(longrope::isa_name(longrope::active_isa()));
 }
 
 // Breakdown 1: the exact angles alone (p * f_i in double, reduced mod 2 pi), scalar.
@@ -237,7 +285,7 @@ void BM_decode_trig(benchmark::State& state) {
   alignas(64) float c[kPairs];
   alignas(64) float s[kPairs];
   for (auto _ : state) {
-    longrope::detail::token_coeffs<longrope::detail::default_kernel_path>(f, kDecodePos, c, s);
+    longrope::detail::token_coeffs_vector(f, kDecodePos, c, s);
     benchmark::DoNotOptimize(c);
     benchmark::DoNotOptimize(s);
     benchmark::ClobberMemory();
@@ -288,7 +336,7 @@ void BM_decode_naive(benchmark::State& state) {
   set_decode_counters(state);
 }
 
-BENCHMARK(BM_decode);
+BENCHMARK(BM_decode)->ArgName("offset")->Arg(0)->Arg(16);
 BENCHMARK(BM_decode_angles);
 BENCHMARK(BM_decode_trig);
 BENCHMARK(BM_decode_rotation);

@@ -88,7 +88,7 @@ void BM_table_exact(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   set_counters(state, n, pairs);
-  state.SetLabel(longrope::detail::simd_name);
+  state.SetLabel(longrope::isa_name(longrope::active_isa()));
 }
 
 // The library's scalar reference row (std::cos/std::sin in double), for scale.

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   const bool same = std::memcmp(q1.data(), q2.data(), q1.size() * sizeof(float)) == 0 &&
                     std::memcmp(k1.data(), k2.data(), k1.size() * sizeof(float)) == 0;
   std::printf("longrope threads example: %td tokens, q %td heads, k %td heads, head_dim %td, vector path %s\n", tokens,
-              q_heads, k_heads, head_dim, longrope::detail::simd_name);
+              q_heads, k_heads, head_dim, longrope::isa_name(longrope::active_isa()));
   std::printf("hardware threads: %u\n", std::thread::hardware_concurrency());
   std::printf("best of %d runs each\n", kRuns);
   std::printf("1 thread : tokens [0, %td) on cpu %d: %.2f ms\n", tokens, whole.cpu, whole.ms);

@@ -15,6 +15,7 @@
 //   double storage: the vector path is the scalar reference (bitwise equal).
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -225,12 +226,33 @@ void truth_pair(const rope_frequencies& f, std::int64_t p, int i, long double x0
 
 const std::int64_t kBigPositions[] = {0, 1, 2, 3, 4, 7, 4095, 4096, 65535, 100000, 131071, 1048575, 2097151, 16777215};
 
+// Every vector ISA this machine runs (the scalar preset: none, then the
+// reference stands in); each [simd] test runs once per ISA through set_isa.
+std::vector<isa> vector_isas() {
+  std::vector<isa> v;
+  for (isa i : {isa::avx2, isa::avx512, isa::neon}) {
+    if (isa_supported(i)) v.push_back(i);
+  }
+  if (v.empty()) v.push_back(isa::scalar);
+  return v;
+}
+
+template <class F>
+void for_each_isa(F&& body) {
+  for (const isa which : vector_isas()) {
+    set_isa(which);
+    INFO("isa " << isa_name(which));
+    REQUIRE(active_isa() == which);
+    body();
+  }
+  reset_isa();
+}
+
 }  // namespace
 
 // ===========================================================================
 
-TEST_CASE("vector cos/sin matches the scalar reference at every tail length", "[rotate][simd]") {
-  INFO("vector path: " << detail::simd_name);
+static void simd_coeffs_body() {
   for (int rot = 2; rot <= 140; rot += 2) {
     const auto f = make_freqs(rot, rot, pair_layout::half_split, 0);
     const int n = f.pairs();
@@ -249,7 +271,11 @@ TEST_CASE("vector cos/sin matches the scalar reference at every tail length", "[
   }
 }
 
-TEST_CASE("vector fill_table matches the scalar reference and the long-double truth", "[rotate][simd][table]") {
+TEST_CASE("vector cos/sin matches the scalar reference at every tail length", "[rotate][simd]") {
+  for_each_isa(simd_coeffs_body);
+}
+
+static void simd_table_rows_body() {
   for (int rot : {2, 4, 6, 14, 16, 18, 30, 32, 34, 46, 48, 50, 62, 64, 66, 96, 128, 130}) {
     const auto f = make_freqs(rot, rot, pair_layout::half_split, 5);
     const int n = f.pairs();
@@ -286,7 +312,11 @@ TEST_CASE("vector fill_table matches the scalar reference and the long-double tr
   }
 }
 
-TEST_CASE("fill_table over a position range (recurrence) matches the scalar reference", "[rotate][simd][table]") {
+TEST_CASE("vector fill_table matches the scalar reference and the long-double truth", "[rotate][simd][table]") {
+  for_each_isa(simd_table_rows_body);
+}
+
+static void simd_table_range_body() {
   // Every tail length of the pair vectors, ranges crossing n_hat, lengths that
   // are not multiples of the 32-row restart, large start positions, padded rows.
   struct range_case {
@@ -347,6 +377,10 @@ TEST_CASE("fill_table over a position range (recurrence) matches the scalar refe
     }
   }
   CHECK(wide_worst <= 1);
+}
+
+TEST_CASE("fill_table over a position range (recurrence) matches the scalar reference", "[rotate][simd][table]") {
+  for_each_isa(simd_table_range_body);
 }
 
 namespace {
@@ -456,16 +490,16 @@ void vector_vs_scalar_for_type() {
 }  // namespace
 
 TEST_CASE("vector rotation matches the scalar reference: float", "[rotate][simd]") {
-  vector_vs_scalar_for_type<float>();
+  for_each_isa(vector_vs_scalar_for_type<float>);
 }
 TEST_CASE("vector rotation matches the scalar reference: double", "[rotate][simd]") {
-  vector_vs_scalar_for_type<double>();
+  for_each_isa(vector_vs_scalar_for_type<double>);
 }
 TEST_CASE("vector rotation matches the scalar reference: half", "[rotate][simd]") {
-  vector_vs_scalar_for_type<Eigen::half>();
+  for_each_isa(vector_vs_scalar_for_type<Eigen::half>);
 }
 TEST_CASE("vector rotation matches the scalar reference: bfloat16", "[rotate][simd]") {
-  vector_vs_scalar_for_type<Eigen::bfloat16>();
+  for_each_isa(vector_vs_scalar_for_type<Eigen::bfloat16>);
 }
 
 TEST_CASE("scalar reference and public path match the long-double formula", "[rotate]") {
@@ -655,4 +689,165 @@ TEST_CASE("argument errors are reported before any element is touched", "[rotate
   CHECK(q == qcheck);
   // Empty ranges are fine and touch nothing.
   CHECK(error_id([&] { rotate(f, qv, positions_view{nullptr, 0}, {2, 2}); }) == "no error");
+}
+
+TEST_CASE("int32 positions rotate exactly as int64 ones, on every ISA", "[rotate][positions]") {
+  for_each_isa([] {
+    for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
+      const auto f = make_freqs(64, 64, layout, 4096);
+      const std::int64_t p64[] = {0, 1, 4095, 4096, 100000, 2147483647};
+      std::int32_t p32[6];
+      for (int i = 0; i < 6; ++i) p32[i] = static_cast<std::int32_t>(p64[i]);
+      std::mt19937 rng(7);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      std::vector<float> q(2 * 3 * 4 * 64), k(2 * 3 * 2 * 64);
+      for (auto& v : q) v = u(rng);
+      for (auto& v : k) v = u(rng);
+      auto q32 = q, k32 = k;
+      rotate_qk(f, token_major(q.data(), 2, 3, 4, 64), token_major(k.data(), 2, 3, 2, 64), positions_view{p64, 3},
+                {0, 3});
+      rotate_qk(f, token_major(q32.data(), 2, 3, 4, 64), token_major(k32.data(), 2, 3, 2, 64), positions_view{p32, 3},
+                {0, 3});
+      CHECK(q32 == q);
+      CHECK(k32 == k);
+      // A table indexed by int32 positions.
+      std::vector<float> tc(8 * 32), ts(8 * 32);
+      fill_table<float>(f, position_range{4090, 4098}, {tc.data(), 8, 32}, {ts.data(), 8, 32});
+      const rope_table table{{tc.data(), 8, 32}, {ts.data(), 8, 32}, 4090};
+      const std::int64_t t64[] = {4090, 4095, 4096, 4097};
+      const std::int32_t t32[] = {4090, 4095, 4096, 4097};
+      auto a = q, b = q;
+      rotate(f, table, token_major(a.data(), 1, 4, 4, 64), positions_view{t64, 0}, {0, 4});
+      rotate(f, table, token_major(b.data(), 1, 4, 4, 64), positions_view{t32, 0}, {0, 4});
+      CHECK(a == b);
+    }
+  });
+  // Checks read int32 positions too.
+  const auto f = make_freqs(64, 64, pair_layout::half_split);
+  std::vector<float> x(64);
+  const std::int32_t neg[] = {-1};
+  try {
+    rotate(f, token_major(x.data(), 1, 1, 1, 64), positions_view{neg, 0}, {0, 1});
+    FAIL("negative int32 position accepted");
+  } catch (const error& e) {
+    CHECK(std::string(e.id()) == "longrope.argument");
+  }
+}
+
+TEST_CASE("decode split by heads (head_range) equals the whole call", "[rotate][threads]") {
+  const auto f = make_freqs(128, 128, pair_layout::half_split, 4096);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(32 * 128), k(8 * 128);
+  for (auto& v : q) v = u(rng);
+  for (auto& v : k) v = u(rng);
+  auto q2 = q, k2 = k;
+  const std::int64_t p[] = {100000};
+  const auto qv = token_major(q.data(), 1, 1, 32, 128);
+  const auto kv = token_major(k.data(), 1, 1, 8, 128);
+  rotate_qk(f, qv, kv, {p, 0}, {0, 1});
+  const auto qv2 = token_major(q2.data(), 1, 1, 32, 128);
+  const auto kv2 = token_major(k2.data(), 1, 1, 8, 128);
+  // Two "threads": heads [0, 20) of q with [0, 4) of k, then the rest.
+  rotate_qk(f, qv2.head_range(0, 20), kv2.head_range(0, 4), {p, 0}, {0, 1});
+  rotate_qk(f, qv2.head_range(20, 32), kv2.head_range(4, 8), {p, 0}, {0, 1});
+  CHECK(q2 == q);
+  CHECK(k2 == k);
+  CHECK(qv2.head_range(32, 32).heads == 0);
+  for (auto bad : {std::pair<std::ptrdiff_t, std::ptrdiff_t>{-1, 2}, {3, 2}, {0, 33}}) {
+    try {
+      (void)qv2.head_range(bad.first, bad.second);
+      FAIL("bad head range accepted");
+    } catch (const error& e) {
+      CHECK(std::string(e.id()) == "longrope.argument");
+    }
+  }
+}
+
+TEST_CASE("ISA selection: set_isa, reset_isa, unsupported requests", "[rotate][isa]") {
+  const isa before = active_isa();
+  CHECK(isa_supported(isa::scalar));
+  CHECK(isa_supported(best_isa()));
+  set_isa(isa::scalar);
+  CHECK(active_isa() == isa::scalar);
+  reset_isa();
+  CHECK(active_isa() == before);
+  for (isa i : {isa::avx2, isa::avx512, isa::neon}) {
+    if (isa_supported(i)) continue;
+    try {
+      set_isa(i);
+      FAIL("unsupported ISA accepted");
+    } catch (const error& e) {
+      CHECK(std::string(e.id()) == "longrope.argument");
+    }
+    CHECK(active_isa() == before);
+  }
+#if defined(LONGROPE_FORCE_SCALAR)
+  CHECK(best_isa() == isa::scalar);
+#endif
+  // ctest test_rotate_env_scalar runs this case under LONGROPE_ISA=scalar.
+  const char* env = std::getenv("LONGROPE_ISA");
+  if (env != nullptr && std::string(env) == "scalar") {
+    CHECK(before == isa::scalar);
+    // The public call then equals the reference loop bitwise.
+    const auto f = make_freqs(64, 64, pair_layout::interleaved, 4096);
+    std::vector<float> a(3 * 64), b(3 * 64);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = b[i] = static_cast<float>(i % 17) * 0.1f - 0.8f;
+    const std::int64_t p[] = {100000};
+    rotate(f, token_major(a.data(), 1, 1, 3, 64), {p, 0}, {0, 1});
+    const detail::io_pair<float> io{token_major(b.data(), 1, 1, 3, 64), token_major(b.data(), 1, 1, 3, 64)};
+    detail::rotate_entry<float, kernel_path::scalar>(f, nullptr, io, nullptr, {p, 0}, {0, 1}, false, "test");
+    CHECK(a == b);
+  }
+}
+
+TEST_CASE("table-free q/k over batch rows and a token sub-range match the long-double formula", "[rotate][simd]") {
+  // The token loop computes each next token's cos/sin while the current one
+  // rotates, across batch-row boundaries: check every (b, t) against the truth.
+  for_each_isa([] {
+    for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
+      for (auto dir : {rotation_direction::forward, rotation_direction::inverse}) {
+        const auto f = make_freqs(64, 64, layout, 4);
+        const int n = f.pairs();
+        const std::ptrdiff_t batch = 3;
+        const std::ptrdiff_t tokens = 4;
+        const std::vector<std::int64_t> pos = {0, 5, 4095, 4096, 7, 100000, 3, 9, 131071, 2, 16777215, 12};
+        std::mt19937 rng(11);
+        auto q = make_buffer<float>(shape::token_major, batch, tokens, 3, 64, rng);
+        auto k = make_buffer<float>(shape::token_major, batch, tokens, 1, 64, rng);
+        auto q2 = q, k2 = k;
+        rotate_qk(f, q2.view, k2.view, {pos.data(), tokens}, {1, 3}, dir);
+        double worst = 0.0;
+        std::size_t untouched_bad = 0;
+        for (auto* pr : {&q, &k}) {
+          const auto& in = *pr;
+          const auto& out = pr == &q ? q2 : k2;
+          for (std::ptrdiff_t b = 0; b < batch; ++b) {
+            for (std::ptrdiff_t t = 0; t < tokens; ++t) {
+              for (std::ptrdiff_t h = 0; h < in.view.heads; ++h) {
+                const float* a = in.view.at(b, t, h);
+                const float* o = out.view.at(b, t, h);
+                if (t < 1 || t >= 3) {
+                  if (std::memcmp(a, o, 64 * sizeof(float)) != 0) ++untouched_bad;
+                  continue;
+                }
+                for (int i = 0; i < n; ++i) {
+                  const int j0 = layout == pair_layout::half_split ? i : 2 * i;
+                  const int j1 = layout == pair_layout::half_split ? i + n : 2 * i + 1;
+                  long double o0;
+                  long double o1;
+                  truth_pair(f, pos[static_cast<std::size_t>(b * tokens + t)], i, a[j0], a[j1], dir, o0, o1);
+                  worst = std::max(worst, static_cast<double>(std::abs(o0 - o[j0])));
+                  worst = std::max(worst, static_cast<double>(std::abs(o1 - o[j1])));
+                }
+              }
+            }
+          }
+        }
+        INFO("layout " << static_cast<int>(layout) << " inverse " << (dir == rotation_direction::inverse));
+        CHECK(untouched_bad == 0);
+        CHECK(worst < 1e-6);
+      }
+    }
+  });
 }

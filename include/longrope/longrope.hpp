@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "config.hpp"
 #include "view.hpp"
+#include "isa.hpp"
 #include "frequencies.hpp"
 #include "table.hpp"
 #include "rerotate.hpp"

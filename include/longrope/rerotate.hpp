@@ -98,7 +98,7 @@ void rerotate_check(const rope_frequencies& from, const rope_frequencies& to, co
                   ") is outside [0, " + std::to_string(k.tokens) + "]");
   }
   if (tokens.size() == 0 || k.batch == 0) return;
-  if (pos.data == nullptr) argument_fail("rerotate: null positions");
+  if (pos.empty()) argument_fail("rerotate: null positions");
   if (pos.batch_stride < 0) argument_fail("rerotate: negative positions.batch_stride");
   if (k.heads > 0 && k.data == nullptr) argument_fail("rerotate: null keys");
   for (std::ptrdiff_t b = 0; b < k.batch; ++b) {

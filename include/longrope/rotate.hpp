@@ -32,12 +32,14 @@
 /// mod pi/2 in the vector kernels), then cos/sin are
 /// evaluated once per token and shared by every head (and by q and k in
 /// rotate_qk). With a table: rows of a rope_table written by fill_table.
-/// The vector kernels (AVX-512, AVX2, NEON; selected at compile time from the
-/// target flags, LONGROPE_FORCE_SCALAR selects the scalar reference) agree with
+/// The vector kernels (AVX-512, AVX2, NEON; chosen at run time from what the
+/// CPU supports, see isa.hpp: active_isa(), set_isa(), LONGROPE_ISA;
+/// LONGROPE_FORCE_SCALAR compiles the scalar reference only) agree with
 /// the scalar reference to within the bounds documented in docs/performance.md
 /// and checked by tests/test_rotate.cpp: per output channel of a pair (x0, x1),
-/// 1e-6 (|x0| + |x1|) max(att, 1) plus one ulp of the storage type. Compile
-/// every translation unit that calls longrope with the same ISA flags.
+/// 1e-6 (|x0| + |x1|) max(att, 1) plus one ulp of the storage type. A consumer
+/// compiled without -march flags gets the same kernels as a -march=native
+/// build; translation units compiled with different flags may be mixed.
 ///
 /// Example (prefill of one layer, token-major q and k, positions 0..n-1):
 ///
@@ -49,7 +51,11 @@
 /// Threading: every function takes a token_range applied to every batch row;
 /// calls on disjoint token ranges (or disjoint views) touch disjoint memory and
 /// may run concurrently. All functions are reentrant; rope_frequencies and
-/// rope_table are only read.
+/// rope_table are only read. Decode (one token) splits by heads instead: give
+/// each thread a sub-view of heads [h0, h1), i.e. the same view with
+/// data = at(0, 0, h0) and heads = h1 - h0 (heads_view::head_range does this);
+/// each thread then computes the token's cos/sin itself (about 60 ns), or all
+/// read one precomputed table row.
 ///
 /// Errors: every precondition listed below is checked before any element is
 /// touched and reported as longrope::error with id "longrope.argument"; the
@@ -67,6 +73,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "frequencies.hpp"
+#include "isa.hpp"
 #include "view.hpp"
 
 #define LONGROPE_INTERNAL_INCLUDE
@@ -78,12 +85,21 @@ namespace longrope {
 /// A precomputed cos/sin table: row r holds, in pair order, att * cos and
 /// att * sin of every pair for position first_position + r (as written by
 /// fill_table for the same rope_frequencies). cos and sin need the same number
-/// of rows and at least pairs() columns.
-struct rope_table {
-  matrix_view<const float> cos;
-  matrix_view<const float> sin;
+/// of rows and at least pairs() columns. TT: float (rope_table), or
+/// Eigen::half / Eigen::bfloat16 (rope_table_half / rope_table_bf16) for
+/// engines that keep tables in 16 bits: rows are widened to float per token
+/// (the rotation's arithmetic is the same; the coefficients carry the table's
+/// rounding, 2^-11 relative for half, 2^-8 for bfloat16).
+template <class TT>
+struct basic_rope_table {
+  static_assert(detail::is_table_type_v<TT>, "rope table entries must be float, Eigen::half or Eigen::bfloat16");
+  matrix_view<const TT> cos;
+  matrix_view<const TT> sin;
   std::int64_t first_position = 0;
 };
+using rope_table = basic_rope_table<float>;
+using rope_table_half = basic_rope_table<Eigen::half>;
+using rope_table_bf16 = basic_rope_table<Eigen::bfloat16>;
 
 /// forward applies R(p) (the embedding); inverse applies R(p)^-1 (e.g. to undo
 /// a rotation, or to re-rotate cached keys from one factor set to another).
@@ -149,41 +165,46 @@ void rotate_qk(const rope_frequencies& f, heads_view<const detail::identity_t<T>
 /// rows), cos and sin have the same rows and >= pairs() columns.
 /// The table must have been filled for f (not checked: the values are used
 /// as given).
-template <class T>
-void rotate(const rope_frequencies& f, const rope_table& table, heads_view<T> x, positions_view pos,
+template <class T, class TT>
+void rotate(const rope_frequencies& f, const basic_rope_table<TT>& table, heads_view<T> x, positions_view pos,
             token_range tokens, rotation_direction dir = rotation_direction::forward) {
   static_assert(!std::is_const_v<T>, "rotate: in-place rotation needs a mutable view");
-  const detail::table_ref t{table.cos, table.sin, table.first_position};
-  detail::rotate_entry<T>(f, &t, {x, x}, nullptr, pos, tokens, dir == rotation_direction::inverse, "rotate");
+  const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {x, x}, nullptr, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate");
 }
 
 /// Out-of-place rotation from a table.
-template <class T>
-void rotate(const rope_frequencies& f, const rope_table& table, heads_view<const detail::identity_t<T>> in,
+template <class T, class TT>
+void rotate(const rope_frequencies& f, const basic_rope_table<TT>& table, heads_view<const detail::identity_t<T>> in,
             heads_view<T> out, positions_view pos, token_range tokens,
             rotation_direction dir = rotation_direction::forward) {
-  const detail::table_ref t{table.cos, table.sin, table.first_position};
-  detail::rotate_entry<T>(f, &t, {in, out}, nullptr, pos, tokens, dir == rotation_direction::inverse, "rotate");
+  const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {in, out}, nullptr, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate");
 }
 
 /// q and k together from a table.
-template <class T>
-void rotate_qk(const rope_frequencies& f, const rope_table& table, heads_view<T> q, heads_view<T> k,
+template <class T, class TT>
+void rotate_qk(const rope_frequencies& f, const basic_rope_table<TT>& table, heads_view<T> q, heads_view<T> k,
                positions_view pos, token_range tokens, rotation_direction dir = rotation_direction::forward) {
   static_assert(!std::is_const_v<T>, "rotate_qk: in-place rotation needs a mutable view");
-  const detail::table_ref t{table.cos, table.sin, table.first_position};
+  const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
   const detail::io_pair<T> kk{k, k};
-  detail::rotate_entry<T>(f, &t, {q, q}, &kk, pos, tokens, dir == rotation_direction::inverse, "rotate_qk");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q, q}, &kk, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate_qk");
 }
 
 /// Out-of-place q and k from a table.
-template <class T>
-void rotate_qk(const rope_frequencies& f, const rope_table& table, heads_view<const detail::identity_t<T>> q_in,
-               heads_view<T> q_out, heads_view<const detail::identity_t<T>> k_in, heads_view<T> k_out,
-               positions_view pos, token_range tokens, rotation_direction dir = rotation_direction::forward) {
-  const detail::table_ref t{table.cos, table.sin, table.first_position};
+template <class T, class TT>
+void rotate_qk(const rope_frequencies& f, const basic_rope_table<TT>& table,
+               heads_view<const detail::identity_t<T>> q_in, heads_view<T> q_out,
+               heads_view<const detail::identity_t<T>> k_in, heads_view<T> k_out, positions_view pos,
+               token_range tokens, rotation_direction dir = rotation_direction::forward) {
+  const detail::table_ref_t<TT> t{table.cos, table.sin, table.first_position};
   const detail::io_pair<T> kk{k_in, k_out};
-  detail::rotate_entry<T>(f, &t, {q_in, q_out}, &kk, pos, tokens, dir == rotation_direction::inverse, "rotate_qk");
+  detail::rotate_entry<T, detail::default_kernel_path, TT>(f, &t, {q_in, q_out}, &kk, pos, tokens,
+                                                           dir == rotation_direction::inverse, "rotate_qk");
 }
 
 }  // namespace longrope

@@ -31,7 +31,9 @@
 ///     absolute (1.2e-7 for attention factors in [1, 2)): the two double values
 ///     can round to neighbouring floats. Near zero crossings, where the value is
 ///     tiny, that is many ulps of the value itself (not "1 ulp").
-///     LONGROPE_FORCE_SCALAR selects the scalar path; double output always uses it.
+///     The ISA is chosen at run time (isa.hpp: active_isa(), set_isa(),
+///     LONGROPE_ISA); LONGROPE_FORCE_SCALAR or isa::scalar selects the scalar
+///     path; double output always uses it.
 ///   angle_precision::float32 transformers' arithmetic: float(f_i) * float(p) in
 ///     float32, then float32 cos/sin: off by ~1e-2 at p = 131071, use it only to
 ///     reproduce reference implementations.
@@ -45,9 +47,12 @@
 #include <cstdint>
 #include <type_traits>
 
+#include <Eigen/Core>
+
 #include "config.hpp"
 #include "error.hpp"
 #include "frequencies.hpp"
+#include "isa.hpp"
 #include "view.hpp"
 
 #define LONGROPE_INTERNAL_INCLUDE
@@ -106,16 +111,15 @@ void table_row_scalar(const rope_frequencies& f, std::int64_t p, T* c, T* s,
 /// for the error bound); everything else is the scalar reference.
 template <class T>
 void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, angle_precision prec) noexcept {
-#if defined(LONGROPE_SIMD_ANY)
   if constexpr (std::is_same_v<T, float>) {
     if (prec == angle_precision::exact) {
       const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
-      sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
-      apply_pair_mscale(f, c, s);
-      return;
+      if (sincos_scaled_isa(isa_active(), freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s)) {
+        apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
+        return;
+      }
     }
   }
-#endif
   table_row_scalar(f, p, c, s, prec);
 }
 
@@ -124,39 +128,83 @@ void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, ang
 template <class T>
 void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows, matrix_view<T> c, matrix_view<T> s,
                  angle_precision prec) noexcept {
-#if defined(LONGROPE_SIMD_ANY)
   if constexpr (std::is_same_v<T, float>) {
-    if (prec == angle_precision::exact && f.pairs() <= 512) {
+    const int isa = isa_active();
+    if (prec == angle_precision::exact && f.pairs() <= 512 && isa != kIsaScalar) {
       const std::int64_t split = std::clamp<std::int64_t>(f.n_hat() - p0, 0, rows);  // rows below n_hat
       const double att = f.attention_factor();
+      bool done = true;
       if (split > 0) {
-        fill_range_scaled(f.theta().data(), p0, split, att, f.pairs(), c.row(0), c.row_stride, s.row(0), s.row_stride);
+        done = fill_range_isa(isa, f.theta().data(), p0, split, att, f.pairs(), c.row(0), c.row_stride, s.row(0),
+                              s.row_stride);
       }
-      if (rows > split) {
+      if (done && rows > split) {
         const auto r = static_cast<std::ptrdiff_t>(split);
-        fill_range_scaled(f.inv_freq().data(), p0 + split, rows - split, att, f.pairs(), c.row(r), c.row_stride,
-                          s.row(r), s.row_stride);
+        done = fill_range_isa(isa, f.inv_freq().data(), p0 + split, rows - split, att, f.pairs(), c.row(r),
+                              c.row_stride, s.row(r), s.row_stride);
       }
-      if (f.has_pair_mscale()) {
-        for (std::ptrdiff_t r = 0; r < rows; ++r) apply_pair_mscale(f, c.row(r), s.row(r));
+      if (done) {
+        if (f.has_pair_mscale()) {
+          for (std::ptrdiff_t r = 0; r < rows; ++r) apply_pair_mscale(f, c.row(r), s.row(r));
+        }
+        return;
       }
-      return;
     }
   }
-#endif
   for (std::ptrdiff_t r = 0; r < rows; ++r) table_row_vector(f, p0 + r, c.row(r), s.row(r), prec);
+}
+
+template <class T>
+inline constexpr bool is_half_table_v = std::is_same_v<T, Eigen::half> || std::is_same_v<T, Eigen::bfloat16>;
+
+/// 16-bit rows: the float rows (vector path), each value then rounded to
+/// nearest-even in T; in blocks of rows on the stack (2 x 16 KiB). More than
+/// 512 pairs: the scalar reference per row.
+template <class T>
+void table_rows_16(const rope_frequencies& f, const std::int64_t* positions, std::int64_t p0, std::ptrdiff_t rows,
+                   matrix_view<T> c, matrix_view<T> s, angle_precision prec) noexcept {
+  const int n = f.pairs();
+  if (n > 512) {
+    for (std::ptrdiff_t r = 0; r < rows; ++r) {
+      table_row_scalar(f, positions != nullptr ? positions[r] : p0 + r, c.row(r), s.row(r), prec);
+    }
+    return;
+  }
+  constexpr int kBlock = 4096;
+  float cb[kBlock];
+  float sb[kBlock];
+  const std::ptrdiff_t per = kBlock / (n > 0 ? n : 1);
+  for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += per) {
+    const std::ptrdiff_t m = std::min(per, rows - r0);
+    if (positions != nullptr) {
+      for (std::ptrdiff_t r = 0; r < m; ++r) table_row_vector(f, positions[r0 + r], cb + r * n, sb + r * n, prec);
+    } else {
+      table_range<float>(f, p0 + r0, m, {cb, m, n}, {sb, m, n}, prec);
+    }
+    for (std::ptrdiff_t r = 0; r < m; ++r) {
+      T* cr = c.row(r0 + r);
+      T* sr = s.row(r0 + r);
+      for (int i = 0; i < n; ++i) {
+        cr[i] = static_cast<T>(cb[r * n + i]);
+        sr[i] = static_cast<T>(sb[r * n + i]);
+      }
+    }
+  }
 }
 
 }  // namespace detail
 
 /// Fills rows [0, n) of cos_out and sin_out for positions[0..n).
 /// Preconditions (checked, longrope::error "longrope.argument"): every position
-/// in [0, f.max_position()], outputs with >= n rows and >= pairs() columns. T is float or double.
+/// in [0, f.max_position()], outputs with >= n rows and >= pairs() columns. T is float or double,
+/// or Eigen::half / Eigen::bfloat16 (16-bit tables for rope_table_half / rope_table_bf16: the
+/// float value rounded to nearest-even, error <= 0.5 ulp of T + the float error).
 template <class T>
 void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::ptrdiff_t n,
                 matrix_view<T> cos_out, matrix_view<T> sin_out,
                 angle_precision prec = angle_precision::exact) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fill_table: T must be float or double");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || detail::is_half_table_v<T>,
+                "fill_table: T must be float, double, Eigen::half or Eigen::bfloat16");
   if (n < 0) detail::argument_fail("fill_table: negative position count");
   if (n > 0 && positions == nullptr) detail::argument_fail("fill_table: null positions");
   detail::check_table_args(f, n, cos_out, sin_out);
@@ -166,8 +214,12 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
                             std::to_string(r) + (positions[r] < 0 ? " is negative" : " gives angles above 2^29 rad (rope_frequencies::max_angle)"));
     }
   }
-  for (std::ptrdiff_t r = 0; r < n; ++r) {
-    detail::table_row_vector(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
+  if constexpr (detail::is_half_table_v<T>) {
+    detail::table_rows_16(f, positions, 0, n, cos_out, sin_out, prec);
+  } else {
+    for (std::ptrdiff_t r = 0; r < n; ++r) {
+      detail::table_row_vector(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
+    }
   }
 }
 
@@ -177,14 +229,19 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
 template <class T>
 void fill_table(const rope_frequencies& f, position_range range, matrix_view<T> cos_out,
                 matrix_view<T> sin_out, angle_precision prec = angle_precision::exact) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "fill_table: T must be float or double");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || detail::is_half_table_v<T>,
+                "fill_table: T must be float, double, Eigen::half or Eigen::bfloat16");
   if (range.begin < 0) detail::argument_fail("fill_table: range.begin is negative");
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(range.size());
   if (n > 0 && range.end - 1 > f.max_position()) {
     detail::argument_fail("fill_table: position " + std::to_string(range.end - 1) + " gives angles above 2^29 rad (rope_frequencies::max_angle)");
   }
   detail::check_table_args(f, n, cos_out, sin_out);
-  detail::table_range(f, range.begin, n, cos_out, sin_out, prec);
+  if constexpr (detail::is_half_table_v<T>) {
+    detail::table_rows_16(f, nullptr, range.begin, n, cos_out, sin_out, prec);
+  } else {
+    detail::table_range(f, range.begin, n, cos_out, sin_out, prec);
+  }
 }
 
 }  // namespace longrope

@@ -94,6 +94,21 @@ struct heads_view {
   operator heads_view<const U>() const noexcept {
     return {data, batch, tokens, heads, head_dim, batch_stride, token_stride, head_stride};
   }
+
+  /// Heads [h0, h1) of the same memory (all batch rows and tokens), e.g. to
+  /// split a decode step across threads by heads. Throws longrope::error
+  /// ("longrope.argument") unless 0 <= h0 <= h1 <= heads.
+  heads_view head_range(std::ptrdiff_t h0, std::ptrdiff_t h1) const {
+    if (h0 < 0 || h1 < h0 || h1 > heads) {
+      LONGROPE_THROW("longrope.argument", "heads_view::head_range: [" + std::to_string(h0) + ", " +
+                                              std::to_string(h1) + ") is not inside [0, " + std::to_string(heads) +
+                                              ")");
+    }
+    heads_view v = *this;
+    v.data = h1 > h0 ? data + h0 * head_stride : data;
+    v.heads = h1 - h0;
+    return v;
+  }
 };
 
 /// Contiguous [batch][tokens][heads][head_dim].
@@ -111,11 +126,26 @@ heads_view<T> head_major(T* data, std::ptrdiff_t batch, std::ptrdiff_t heads, st
 }
 
 /// Positions of the tokens of a heads_view: position of (b, t) is
-/// data[b * batch_stride + t]. batch_stride 0 shares one row across the batch.
+/// data[b * batch_stride + t], from int64 (data) or int32 (data32, as ggml and
+/// llama.cpp keep them; no conversion copy) storage: exactly one of the two
+/// pointers is set. batch_stride 0 shares one row across the batch.
 struct positions_view {
   const std::int64_t* data = nullptr;
   std::ptrdiff_t batch_stride = 0;
-  std::int64_t operator()(std::ptrdiff_t b, std::ptrdiff_t t) const noexcept { return data[b * batch_stride + t]; }
+  const std::int32_t* data32 = nullptr;
+
+  positions_view() = default;
+  positions_view(const std::int64_t* d, std::ptrdiff_t bs) noexcept : data(d), batch_stride(bs) {}
+  positions_view(const std::int32_t* d, std::ptrdiff_t bs) noexcept : batch_stride(bs), data32(d) {}
+  /// No positions (only valid with an empty token range).
+  positions_view(std::nullptr_t, std::ptrdiff_t bs) noexcept : batch_stride(bs) {}
+
+  /// True when neither pointer is set.
+  bool empty() const noexcept { return data == nullptr && data32 == nullptr; }
+  std::int64_t operator()(std::ptrdiff_t b, std::ptrdiff_t t) const noexcept {
+    const std::ptrdiff_t i = b * batch_stride + t;
+    return data32 != nullptr ? static_cast<std::int64_t>(data32[i]) : data[i];
+  }
 };
 
 namespace detail {

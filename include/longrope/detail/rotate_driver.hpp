@@ -17,7 +17,6 @@
 #include "../error.hpp"
 #include "../frequencies.hpp"
 #include "../view.hpp"
-#include "pair_mscale.hpp"
 #include "rotate_scalar.hpp"
 #include "rotate_simd.hpp"
 
@@ -31,25 +30,28 @@ struct identity {
 template <class T>
 using identity_t = typename identity<T>::type;
 
-template <class T>
-struct io_pair {
-  heads_view<const T> in;
-  heads_view<T> out;
-};
-
-struct table_ref {
-  matrix_view<const float> cos;
-  matrix_view<const float> sin;
-  std::int64_t first_position = 0;
-};
-
+/// scalar: the reference loop (detail::portable); vector: the active ISA's
+/// loop (isa_active(), which is the reference too where no vector ISA runs).
 enum class kernel_path { scalar, vector };
-
-#if defined(LONGROPE_FORCE_SCALAR)
-inline constexpr kernel_path default_kernel_path = kernel_path::scalar;
-#else
 inline constexpr kernel_path default_kernel_path = kernel_path::vector;
+
+/// Runs the loop of ISA `isa` (an ISA without kernels here: the reference).
+template <class T, class TT>
+void rotate_loops_isa(int isa, const rope_frequencies& f, const table_ref_t<TT>* tab, const io_pair<T>& q,
+                      const io_pair<T>* k, positions_view pos, token_range tokens, bool inverse) noexcept {
+  switch (isa) {
+#if defined(LONGROPE_KERNELS_AVX512)
+    case kIsaAvx512: return avx512::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
 #endif
+#if defined(LONGROPE_KERNELS_AVX2)
+    case kIsaAvx2: return avx2::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
+#endif
+#if defined(LONGROPE_KERNELS_NEON)
+    case kIsaNeon: return neon::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
+#endif
+    default: return portable::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Checks (all before the loops)
@@ -85,7 +87,8 @@ void check_io(const char* fn, const char* in_name, const char* out_name, const i
   }
 }
 
-inline void check_table(const char* fn, const table_ref& t, const rope_frequencies& f) {
+template <class TT>
+void check_table(const char* fn, const table_ref_t<TT>& t, const rope_frequencies& f) {
   if (t.cos.rows != t.sin.rows) argument_fail(rot_msg(fn, "table.cos and table.sin have different row counts"));
   if (t.cos.cols < f.pairs() || t.sin.cols < f.pairs()) {
     argument_fail(rot_msg(fn, "table has fewer columns than pairs() = " + std::to_string(f.pairs())));
@@ -99,82 +102,13 @@ inline void check_table(const char* fn, const table_ref& t, const rope_frequenci
   if (t.first_position < 0) argument_fail(rot_msg(fn, "table.first_position is negative"));
 }
 
-// ---------------------------------------------------------------------------
-// The loop
-
-template <kernel_path P, class T>
-using head_kernel_t = std::conditional_t<P == kernel_path::scalar, scalar_head_kernel<T, compute_t<T>>,
-                                         vector_head_kernel_t<T>>;
-
-template <kernel_path P, class C>
-inline void token_coeffs(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
-  if constexpr (P == kernel_path::vector && std::is_same_v<C, float>) {
-    token_coeffs_vector(f, p, c, s);
-    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
-  } else {
-    token_coeffs_scalar(f, p, c, s);
-  }
-}
-
-template <class T, class K>
-inline void apply_heads(const io_pair<T>& io, std::ptrdiff_t b, std::ptrdiff_t t, const K& kernel) noexcept {
-  if (io.out.heads > 0) {
-    kernel.apply_heads(io.in.at(b, t, 0), io.in.head_stride, io.out.at(b, t, 0), io.out.head_stride, io.out.heads,
-                       io.out.head_dim);
-  }
-}
-
-template <kernel_path P, class T>
-void rotate_loops(const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q, const io_pair<T>* k,
-                  positions_view pos, token_range tokens, bool inverse) noexcept {
-  using C = compute_t<T>;
-  const int n = f.pairs();
-  const pair_layout layout = f.layout();
-  const double* amp = f.amplitude().data();
-  alignas(64) C cbuf[kMaxRotaryPairs];
-  alignas(64) C sbuf[kMaxRotaryPairs];
-  head_kernel_t<P, T> kernel;
-  for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
-    for (std::ptrdiff_t t = tokens.begin; t < tokens.end; ++t) {
-      const std::int64_t p = pos(b, t);
-      const C* c = cbuf;
-      const C* s = sbuf;
-      if (tab != nullptr) {
-        const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(p - tab->first_position);
-        const float* tc = tab->cos.row(row);
-        const float* ts = tab->sin.row(row);
-        if constexpr (std::is_same_v<C, float>) {
-          if (!inverse) {
-            c = tc;
-            s = ts;
-          } else {
-            for (int i = 0; i < n; ++i) {
-              cbuf[i] = tc[i];
-              sbuf[i] = ts[i];
-            }
-          }
-        } else {
-          for (int i = 0; i < n; ++i) {
-            cbuf[i] = static_cast<C>(tc[i]);
-            sbuf[i] = static_cast<C>(ts[i]);
-          }
-        }
-      } else {
-        token_coeffs<P>(f, p, cbuf, sbuf);
-      }
-      if (inverse) invert_coeffs(cbuf, sbuf, n, amp);
-      kernel.prepare(c, s, n, layout);
-      apply_heads(q, b, t, kernel);
-      if (k != nullptr) apply_heads(*k, b, t, kernel);
-    }
-  }
-}
-
-/// Checks every precondition, then runs path P.
-template <class T, kernel_path P = default_kernel_path>
-void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair<T>& q, const io_pair<T>* k,
-                  positions_view pos, token_range tokens, bool inverse, const char* fn) {
+/// Checks every precondition, then runs path P. TT: the table's entry type
+/// (not deduced: a null table pointer means table-free).
+template <class T, kernel_path P = default_kernel_path, class TT = float>
+void rotate_entry(const rope_frequencies& f, const table_ref_t<identity_t<TT>>* tab, const io_pair<T>& q,
+                  const io_pair<T>* k, positions_view pos, token_range tokens, bool inverse, const char* fn) {
   static_assert(is_storage_type_v<T>, "rotate: T must be float, double, Eigen::half or Eigen::bfloat16");
+  static_assert(is_table_type_v<TT>, "rotate: table entries must be float, Eigen::half or Eigen::bfloat16");
   const bool qk = k != nullptr;
   check_io(fn, qk ? "q_in" : "in", qk ? "q_out" : "out", q, f);
   if (qk) {
@@ -193,10 +127,10 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
   }
   if (tab != nullptr) check_table(fn, *tab, f);
   if (tokens.size() == 0 || q.out.batch == 0) return;
-  if (pos.data == nullptr) argument_fail(rot_msg(fn, "null positions"));
+  if (pos.empty()) argument_fail(rot_msg(fn, "null positions"));
   if (pos.batch_stride < 0) argument_fail(rot_msg(fn, "positions.batch_stride is negative"));
-  // Angles p * f_i must stay below rope_frequencies::max_angle (2^29 rad), where
-  // the double angle keeps float accuracy (far inside the reductions' range);
+  // Angles p * f_i must stay below 2^50 rad for the range reductions (scalar
+  // mod 2 pi, vector mod pi/2 with a 2^52 rounding constant) to be meaningful;
   // rope_frequencies precomputes the matching position bound.
   const std::int64_t max_position = f.max_position();
   for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
@@ -208,7 +142,7 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
       }
       if (p > max_position) {
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) + ", token " +
-                                      std::to_string(t) + ") gives angles above 2^29 rad (rope_frequencies::max_angle)"));
+                                      std::to_string(t) + ") gives angles above 2^50 rad"));
       }
       if (tab != nullptr && (p < tab->first_position || p - tab->first_position >= tab->cos.rows)) {
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) +
@@ -218,7 +152,7 @@ void rotate_entry(const rope_frequencies& f, const table_ref* tab, const io_pair
       }
     }
   }
-  rotate_loops<P>(f, tab, q, k, pos, tokens, inverse);
+  rotate_loops_isa<T, TT>(P == kernel_path::scalar ? kIsaScalar : isa_active(), f, tab, q, k, pos, tokens, inverse);
 }
 
 }  // namespace longrope::detail

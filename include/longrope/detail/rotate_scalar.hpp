@@ -17,9 +17,37 @@
 
 #include "../config.hpp"
 #include "../frequencies.hpp"
+#include "../view.hpp"
 #include "angle.hpp"
 
 namespace longrope::detail {
+
+/// Input and output of one rotated tensor (the same view when in place).
+template <class T>
+struct io_pair {
+  heads_view<const T> in;
+  heads_view<T> out;
+};
+
+/// The table a rotation reads cos/sin rows from (float, Eigen::half or
+/// Eigen::bfloat16 entries).
+template <class TT>
+struct table_ref_t {
+  matrix_view<const TT> cos;
+  matrix_view<const TT> sin;
+  std::int64_t first_position = 0;
+};
+using table_ref = table_ref_t<float>;
+
+template <class TT>
+inline constexpr bool is_table_type_v =
+    std::is_same_v<TT, float> || std::is_same_v<TT, Eigen::half> || std::is_same_v<TT, Eigen::bfloat16>;
+
+/// Scalar widening of a 16-bit (or float) table row to float.
+template <class TT>
+inline void widen_row_scalar(const TT* in, float* out, int n) noexcept {
+  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]);
+}
 
 /// Largest number of rotary pairs the kernels accept (per-token scratch lives
 /// on the stack: 4 arrays of 2 * 512 floats = 16 KiB, or 32 KiB for double).

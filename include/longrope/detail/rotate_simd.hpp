@@ -6,8 +6,10 @@
 
 // Vector kernels of the rotation (AVX-512 / AVX2 / NEON, float arithmetic for float,
 // Eigen::half and Eigen::bfloat16 storage; double storage uses the scalar
-// reference). Selected in simd.hpp; without a vector ISA every entry point
-// here forwards to the scalar reference.
+// reference). One namespace per ISA (detail::avx512, detail::avx2,
+// detail::neon, and detail::portable for the scalar reference), each holding
+// the per-head kernels and its own copy of the token loop (rotate_loop.inc),
+// compiled for that ISA (isa_select.hpp); rotate_driver.hpp picks one per call.
 //
 // Per token, prepare() turns the pair-order coefficients into layout-ready
 // arrays once, then apply_heads() runs over the heads of q and of k:
@@ -28,6 +30,7 @@
 
 #include "../config.hpp"
 #include "../frequencies.hpp"
+#include "pair_mscale.hpp"
 #include "rotate_scalar.hpp"
 #include "simd.hpp"
 
@@ -41,20 +44,35 @@ inline void copy_pass_through(const T* in, T* out, std::ptrdiff_t from, std::ptr
   }
 }
 
-#if defined(LONGROPE_SIMD_ANY)
-/// Float coefficients of the token in the vector path (table-free).
+/// Float coefficients of the token on the active ISA (table-free); the scalar
+/// reference where no vector kernel runs.
 inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float* c, float* s) noexcept {
   const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
-  sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+  if (sincos_scaled_isa(isa_active(), freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s)) {
+    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
+  } else {
+    token_coeffs_scalar(f, p, c, s);
+  }
 }
-#else
-inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float* c, float* s) noexcept {
+
+/// The scalar reference's token loop.
+namespace portable {
+template <class T>
+using head_kernel = scalar_head_kernel<T, compute_t<T>>;
+template <class C>
+inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
   token_coeffs_scalar(f, p, c, s);
 }
-#endif
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  widen_row_scalar(in, out, n);
+}
+#include "rotate_loop.inc"
+}  // namespace portable
 
-#if defined(LONGROPE_SIMD_AVX512)
-inline namespace avx512 {
+#if defined(LONGROPE_KERNELS_AVX512)
+LONGROPE_TARGET_AVX512_BEGIN
+namespace avx512 {
 
 // GCC 12 warns (-Wmaybe-uninitialized) on the unmasked forms of several AVX-512
 // intrinsics (their _mm512_undefined_* source); the all-lanes maskz forms are
@@ -138,9 +156,63 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
   if (j < n2) interleaved16(in, out, d, e, j, vf::tail(n2 - j));
 }
 
+
+// Interleaved coefficients D = (c0 c0 c1 c1 ...), E = (-s0 s0 -s1 s1 ...):
+// 16 pairs per step with two lane permutes and a sign flip (the scalar loop
+// was 4 stores per pair).
+inline void expand_interleaved(const float* c, const float* s, int n, float* d, float* e) noexcept {
+  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  const __m512i sign = _mm512_setr_epi32(INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0,
+                                         INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 vc = _mm512_loadu_ps(c + i);
+    const __m512 vs = _mm512_loadu_ps(s + i);
+    _mm512_storeu_ps(d + 2 * i, _mm512_maskz_permutexvar_ps(kAll16, lo, vc));
+    _mm512_storeu_ps(d + 2 * i + 16, _mm512_maskz_permutexvar_ps(kAll16, hi, vc));
+    const __m512i s0 = _mm512_castps_si512(_mm512_maskz_permutexvar_ps(kAll16, lo, vs));
+    const __m512i s1 = _mm512_castps_si512(_mm512_maskz_permutexvar_ps(kAll16, hi, vs));
+    _mm512_storeu_ps(e + 2 * i, _mm512_castsi512_ps(_mm512_xor_si512(s0, sign)));
+    _mm512_storeu_ps(e + 2 * i + 16, _mm512_castsi512_ps(_mm512_xor_si512(s1, sign)));
+  }
+  for (; i < n; ++i) {
+    d[2 * i] = c[i];
+    d[2 * i + 1] = c[i];
+    e[2 * i] = -s[i];
+    e[2 * i + 1] = s[i];
+  }
+}
+
+/// A 16-bit table row to float (vector widening, masked tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, vf::load(in + i, kAll16));
+  if (i < n) vf::store(out + i, vf::load(in + i, vf::tail(n - i)), vf::tail(n - i));
+}
+
+/// Float coefficients through this ISA's cos/sin; double through the reference.
+template <class C>
+inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
+  if constexpr (std::is_same_v<C, float>) {
+    const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
+    sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
+  } else {
+    token_coeffs_scalar(f, p, c, s);
+  }
+}
+#include "vector_kernel.inc"
+#include "rotate_loop.inc"
+
 }  // namespace avx512
-#elif defined(LONGROPE_SIMD_AVX2)
-inline namespace avx2 {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_AVX2)
+LONGROPE_TARGET_AVX2_BEGIN
+namespace avx2 {
 
 struct vf {
   static constexpr int width = 8;
@@ -232,9 +304,60 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
   }
 }
 
+
+// See the AVX-512 expand_interleaved: 8 pairs per step.
+inline void expand_interleaved(const float* c, const float* s, int n, float* d, float* e) noexcept {
+  const __m256 sign = _mm256_setr_ps(-0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 vc = _mm256_loadu_ps(c + i);
+    const __m256 vs = _mm256_loadu_ps(s + i);
+    // unpacklo: (x0 x0 x1 x1 | x4 x4 x5 x5), unpackhi: (x2 x2 x3 x3 | x6 x6 x7 x7).
+    const __m256 cl = _mm256_unpacklo_ps(vc, vc);
+    const __m256 ch = _mm256_unpackhi_ps(vc, vc);
+    const __m256 sl = _mm256_xor_ps(_mm256_unpacklo_ps(vs, vs), sign);
+    const __m256 sh = _mm256_xor_ps(_mm256_unpackhi_ps(vs, vs), sign);
+    _mm256_storeu_ps(d + 2 * i, _mm256_permute2f128_ps(cl, ch, 0x20));
+    _mm256_storeu_ps(d + 2 * i + 8, _mm256_permute2f128_ps(cl, ch, 0x31));
+    _mm256_storeu_ps(e + 2 * i, _mm256_permute2f128_ps(sl, sh, 0x20));
+    _mm256_storeu_ps(e + 2 * i + 8, _mm256_permute2f128_ps(sl, sh, 0x31));
+  }
+  for (; i < n; ++i) {
+    d[2 * i] = c[i];
+    d[2 * i + 1] = c[i];
+    e[2 * i] = -s[i];
+    e[2 * i + 1] = s[i];
+  }
+}
+
+/// A 16-bit table row to float (vector widening, scalar tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, vf::load(in + i));
+  for (; i < n; ++i) out[i] = static_cast<float>(in[i]);
+}
+
+/// Float coefficients through this ISA's cos/sin; double through the reference.
+template <class C>
+inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
+  if constexpr (std::is_same_v<C, float>) {
+    const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
+    sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
+  } else {
+    token_coeffs_scalar(f, p, c, s);
+  }
+}
+#include "vector_kernel.inc"
+#include "rotate_loop.inc"
+
 }  // namespace avx2
-#elif defined(LONGROPE_SIMD_NEON)
-inline namespace neon {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_NEON)
+namespace neon {
 
 struct vf {
   static constexpr int width = 4;
@@ -323,94 +446,39 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
   }
 }
 
+
+inline void expand_interleaved(const float* c, const float* s, int n, float* d, float* e) noexcept {
+  for (int i = 0; i < n; ++i) {
+    d[2 * i] = c[i];
+    d[2 * i + 1] = c[i];
+    e[2 * i] = -s[i];
+    e[2 * i + 1] = s[i];
+  }
+}
+
+/// A 16-bit table row to float (vector widening, scalar tail).
+template <class TT>
+inline void widen_row(const TT* in, float* out, int n) noexcept {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vf::load(in + i));
+  for (; i < n; ++i) out[i] = static_cast<float>(in[i]);
+}
+
+/// Float coefficients through this ISA's cos/sin; double through the reference.
+template <class C>
+inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
+  if constexpr (std::is_same_v<C, float>) {
+    const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
+    sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
+    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
+  } else {
+    token_coeffs_scalar(f, p, c, s);
+  }
+}
+#include "vector_kernel.inc"
+#include "rotate_loop.inc"
+
 }  // namespace neon
-#endif
-
-#if defined(LONGROPE_SIMD_ANY)
-inline namespace LONGROPE_SIMD_NS {
-
-/// The vector path's per-token kernel (float, half, bfloat16 storage).
-template <class T>
-struct vector_head_kernel {
-  const float* c = nullptr;
-  const float* s = nullptr;
-  int n = 0;
-  pair_layout layout = pair_layout::half_split;
-  alignas(64) float d[2 * kMaxRotaryPairs];
-  alignas(64) float e[2 * kMaxRotaryPairs];
-
-  void prepare(const float* cc, const float* ss, int pairs, pair_layout lay) noexcept {
-    c = cc;
-    s = ss;
-    n = pairs;
-    layout = lay;
-    if (lay == pair_layout::interleaved) {
-      for (int i = 0; i < pairs; ++i) {
-        d[2 * i] = cc[i];
-        d[2 * i + 1] = cc[i];
-        e[2 * i] = -ss[i];
-        e[2 * i + 1] = ss[i];
-      }
-    }
-  }
-  /// Rotates `heads` head vectors of one token: in + h * in_hs -> out + h * out_hs.
-  /// The layout and the common pair counts (32, 48, 64: head_dim 64, 96, 128)
-  /// are dispatched once per token, so those loops run with constant trip
-  /// counts (fully unrolled) and no per-head branching.
-  void apply_heads(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs, std::ptrdiff_t heads,
-                   std::ptrdiff_t head_dim) const noexcept {
-    if (layout == pair_layout::half_split) {
-      switch (n) {
-        case 32: return half_split_heads<32>(in, in_hs, out, out_hs, heads, head_dim);
-        case 48: return half_split_heads<48>(in, in_hs, out, out_hs, heads, head_dim);
-        case 64: return half_split_heads<64>(in, in_hs, out, out_hs, heads, head_dim);
-        default: return half_split_heads<0>(in, in_hs, out, out_hs, heads, head_dim);
-      }
-    }
-    switch (n) {
-      case 32: return interleaved_heads<32>(in, in_hs, out, out_hs, heads, head_dim);
-      case 48: return interleaved_heads<48>(in, in_hs, out, out_hs, heads, head_dim);
-      case 64: return interleaved_heads<64>(in, in_hs, out, out_hs, heads, head_dim);
-      default: return interleaved_heads<0>(in, in_hs, out, out_hs, heads, head_dim);
-    }
-  }
-
- private:
-  // N > 0: the pair count as a compile-time constant; 0: use n.
-  template <int N>
-  void half_split_heads(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs, std::ptrdiff_t heads,
-                        std::ptrdiff_t head_dim) const noexcept {
-    const int pairs = N > 0 ? N : n;
-    for (std::ptrdiff_t h = 0; h < heads; ++h) {
-      rotate_half_split(in + h * in_hs, out + h * out_hs, c, s, pairs);
-      copy_pass_through(in + h * in_hs, out + h * out_hs, 2 * static_cast<std::ptrdiff_t>(pairs), head_dim);
-    }
-  }
-  template <int N>
-  void interleaved_heads(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs, std::ptrdiff_t heads,
-                         std::ptrdiff_t head_dim) const noexcept {
-    const int pairs = N > 0 ? N : n;
-    for (std::ptrdiff_t h = 0; h < heads; ++h) {
-      rotate_interleaved(in + h * in_hs, out + h * out_hs, d, e, 2 * pairs);
-      copy_pass_through(in + h * in_hs, out + h * out_hs, 2 * static_cast<std::ptrdiff_t>(pairs), head_dim);
-    }
-  }
-};
-
-}  // namespace LONGROPE_SIMD_NS
-#endif
-
-/// double storage, or no vector ISA: the scalar reference.
-template <class T>
-using scalar_fallback_kernel = scalar_head_kernel<T, compute_t<T>>;
-
-#if defined(LONGROPE_SIMD_ANY)
-template <class T>
-using vector_head_kernel_t =
-    std::conditional_t<std::is_same_v<T, double>, scalar_fallback_kernel<T>, vector_head_kernel<T>>;
-#else
-template <class T>
-using vector_head_kernel_t = scalar_fallback_kernel<T>;
 #endif
 
 }  // namespace longrope::detail

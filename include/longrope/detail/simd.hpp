@@ -7,15 +7,12 @@
 // Compile-time SIMD selection and the vector cos/sin used by fill_table and the
 // table-free rotation.
 //
-// Selection (from the compiler's target flags; LONGROPE_FORCE_SCALAR wins):
-//   LONGROPE_SIMD_AVX512  AVX-512 F+BW+VL+DQ: 16 float / 8 double lanes, masked tails
-//   LONGROPE_SIMD_AVX2    AVX2+FMA+F16C: 8 float / 4 double lanes, tails through a stack buffer
-//   LONGROPE_SIMD_NEON    AArch64 NEON: 4 float / 2 double lanes, tails through a stack buffer
-//   none of them          the scalar reference
-//
-// Every ISA-specific entity lives in an inline namespace named after the ISA,
-// so translation units compiled for different ISAs do not merge different
-// bodies under one mangled name.
+// Kernel sets (see isa_select.hpp): AVX-512 F+BW+VL+DQ (16 float / 8 double
+// lanes, masked tails), AVX2+FMA+F16C (8 float / 4 double lanes, tails through
+// a stack buffer), AArch64 NEON (4 float / 2 double lanes), and the scalar
+// reference. Each set lives in its own namespace (detail::avx512, detail::avx2,
+// detail::neon) and, on x86 with GCC/Clang, is compiled with function-level
+// target attributes, so one body per ISA exists whatever the TU's flags.
 //
 // cos/sin (sincos_scaled): the angle a = p * f_i is formed in double exactly
 // as the scalar reference (one rounding), reduced by k = round(a * 2/pi) with
@@ -31,37 +28,12 @@
 // attention factor 1). glibc's vector sin/cos is not used: it loses accuracy
 // above ~1e4 rad.
 
+#include <cstddef>
 #include <cstdint>
 
-#if !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512DQ__)
-#define LONGROPE_SIMD_AVX512 1
-#define LONGROPE_SIMD_NAME "avx512"
-#define LONGROPE_SIMD_NS avx512
-#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define LONGROPE_SIMD_AVX2 1
-#define LONGROPE_SIMD_NAME "avx2"
-#define LONGROPE_SIMD_NS avx2
-#elif !defined(LONGROPE_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
-#define LONGROPE_SIMD_NEON 1
-#define LONGROPE_SIMD_NAME "neon"
-#define LONGROPE_SIMD_NS neon
-#else
-#define LONGROPE_SIMD_NAME "scalar"
-#endif
-
-#if defined(LONGROPE_SIMD_AVX512) || defined(LONGROPE_SIMD_AVX2)
-#include <immintrin.h>
-#define LONGROPE_SIMD_ANY 1
-#elif defined(LONGROPE_SIMD_NEON)
-#include <arm_neon.h>
-#define LONGROPE_SIMD_ANY 1
-#endif
+#include "isa_select.hpp"
 
 namespace longrope::detail {
-
-/// Name of the vector path compiled into this translation unit.
-inline constexpr const char* simd_name = LONGROPE_SIMD_NAME;
 
 // fdlibm k_sin.c / k_cos.c coefficients (|x| <= pi/4).
 inline constexpr double kS1 = -1.66666666666666324348e-01;
@@ -83,8 +55,9 @@ inline constexpr double kPio2Lo = 6.12323399573676603587e-17;
 inline constexpr double kTwoOverPi = 6.36619772367581382433e-01;
 inline constexpr double kRoundMagic = 6755399441055744.0;
 
-#if defined(LONGROPE_SIMD_AVX512)
-inline namespace avx512 {
+#if defined(LONGROPE_KERNELS_AVX512)
+LONGROPE_TARGET_AVX512_BEGIN
+namespace avx512 {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(__m512d a, __m512d& vs, __m512d& vc) noexcept {
@@ -220,8 +193,12 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 }
 
 }  // namespace avx512
-#elif defined(LONGROPE_SIMD_AVX2)
-inline namespace avx2 {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_AVX2)
+LONGROPE_TARGET_AVX2_BEGIN
+namespace avx2 {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(__m256d a, __m256d& vs, __m256d& vc) noexcept {
@@ -261,11 +238,27 @@ inline __m256i tail4_pd(int left) noexcept {
 }
 inline __m128i tail4_ps(int left) noexcept { return _mm_cmpgt_epi32(_mm_set1_epi32(left), _mm_setr_epi32(0, 1, 2, 3)); }
 
+/// Two double vectors (8 lanes) to one float vector.
+inline __m256 cvt2(__m256d lo, __m256d hi) noexcept {
+  return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+}
+
 /// c[i] = float(att * cos(p * freq[i])), s[i] = float(att * sin(p * freq[i])), i < n.
+/// Full groups of 8 pairs: two independent polynomial chains and plain
+/// loads/stores (vmaskmov stores are microcoded on AMD Zen: the masked form
+/// for every vector took 220 ns per 64-pair token there); masked tail.
 inline void sincos_scaled(const double* freq, double p, double att, int n, float* c, float* s) noexcept {
   const __m256d vp = _mm256_set1_pd(p);
   const __m256d vatt = _mm256_set1_pd(att);
-  for (int i = 0; i < n; i += 4) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256d s0, c0, s1, c1;
+    sincos_pd(_mm256_mul_pd(vp, _mm256_loadu_pd(freq + i)), s0, c0);
+    sincos_pd(_mm256_mul_pd(vp, _mm256_loadu_pd(freq + i + 4)), s1, c1);
+    _mm256_storeu_ps(s + i, cvt2(_mm256_mul_pd(s0, vatt), _mm256_mul_pd(s1, vatt)));
+    _mm256_storeu_ps(c + i, cvt2(_mm256_mul_pd(c0, vatt), _mm256_mul_pd(c1, vatt)));
+  }
+  for (; i < n; i += 4) {
     const int left = n - i;
     __m256d vs;
     __m256d vc;
@@ -277,6 +270,32 @@ inline void sincos_scaled(const double* freq, double p, double att, int n, float
 
 /// See the AVX-512 fill_range_scaled.
 inline constexpr std::int64_t kRecurrenceRows = 32;
+
+// G (even) chains of 4 pairs, columns [i, i + 4G) all inside the row (no
+// masks), through nrows rows from the exact start; see the AVX-512 fill_block.
+template <int G>
+inline void fill_cols(const double* freq, const double* stepc, const double* steps, __m256d vp, __m256d vatt, int i,
+                      std::int64_t nrows, float* cr, std::ptrdiff_t cs, float* sr, std::ptrdiff_t ss) noexcept {
+  __m256d fc[G], fs[G], vc[G], vs[G];
+  for (int g = 0; g < G; ++g) {
+    fc[g] = _mm256_load_pd(stepc + i + 4 * g);
+    fs[g] = _mm256_load_pd(steps + i + 4 * g);
+    sincos_pd(_mm256_mul_pd(vp, _mm256_loadu_pd(freq + i + 4 * g)), vs[g], vc[g]);
+    vs[g] = _mm256_mul_pd(vs[g], vatt);
+    vc[g] = _mm256_mul_pd(vc[g], vatt);
+  }
+  for (std::int64_t r = 0; r < nrows; ++r, cr += cs, sr += ss) {
+    for (int g = 0; g < G; g += 2) {
+      _mm256_storeu_ps(cr + i + 4 * g, cvt2(vc[g], vc[g + 1]));
+      _mm256_storeu_ps(sr + i + 4 * g, cvt2(vs[g], vs[g + 1]));
+    }
+    for (int g = 0; g < G; ++g) {
+      const __m256d nc = _mm256_fmsub_pd(vc[g], fc[g], _mm256_mul_pd(vs[g], fs[g]));
+      vs[g] = _mm256_fmadd_pd(vs[g], fc[g], _mm256_mul_pd(vc[g], fs[g]));
+      vc[g] = nc;
+    }
+  }
+}
 
 inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t rows, double att, int n, float* c,
                               std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
@@ -293,7 +312,13 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
   for (std::int64_t r0 = 0; r0 < rows; r0 += kRecurrenceRows) {
     const std::int64_t r1 = rows - r0 < kRecurrenceRows ? rows : r0 + kRecurrenceRows;
     const __m256d vp = _mm256_set1_pd(static_cast<double>(p0 + r0));
-    for (int i = 0; i < n; i += 4) {
+    int i = 0;
+    // 16 then 8 pairs at a time: 4 or 2 recurrence chains in flight, plain stores.
+    float* cb = c + r0 * cs;
+    float* sb = s + r0 * ss;
+    for (; i + 16 <= n; i += 16) fill_cols<4>(freq, stepc, steps, vp, vatt, i, r1 - r0, cb, cs, sb, ss);
+    for (; i + 8 <= n; i += 8) fill_cols<2>(freq, stepc, steps, vp, vatt, i, r1 - r0, cb, cs, sb, ss);
+    for (; i < n; i += 4) {
       const __m128i m = tail4_ps(n - i);
       const __m256d fc = _mm256_load_pd(stepc + i);
       const __m256d fs = _mm256_load_pd(steps + i);
@@ -316,8 +341,11 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 }
 
 }  // namespace avx2
-#elif defined(LONGROPE_SIMD_NEON)
-inline namespace neon {
+LONGROPE_TARGET_END
+#endif
+
+#if defined(LONGROPE_KERNELS_NEON)
+namespace neon {
 
 /// sin and cos of a (0 <= a < 2^51) in double, before any scaling.
 inline void sincos_pd(float64x2_t a, float64x2_t& vs, float64x2_t& vc) noexcept {
@@ -419,5 +447,48 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
 
 }  // namespace neon
 #endif
+
+// ---------------------------------------------------------------------------
+// Dispatch by ISA number (isa_select.hpp). false: no vector kernel for it.
+
+/// One row: c[i] = float(att cos(p freq[i])), s[i] likewise, i < n.
+inline bool sincos_scaled_isa(int isa, const double* freq, double p, double att, int n, float* c,
+                              float* s) noexcept {
+#if !defined(LONGROPE_KERNELS_ANY)
+  (void)freq, (void)p, (void)att, (void)n, (void)c, (void)s;
+#endif
+  switch (isa) {
+#if defined(LONGROPE_KERNELS_AVX512)
+    case kIsaAvx512: avx512::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+#if defined(LONGROPE_KERNELS_AVX2)
+    case kIsaAvx2: avx2::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+#if defined(LONGROPE_KERNELS_NEON)
+    case kIsaNeon: neon::sincos_scaled(freq, p, att, n, c, s); return true;
+#endif
+    default: return false;
+  }
+}
+
+/// Rows for consecutive positions p0 .. p0 + rows - 1 (n <= 512), see fill_range_scaled.
+inline bool fill_range_isa(int isa, const double* freq, std::int64_t p0, std::int64_t rows, double att, int n,
+                           float* c, std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
+#if !defined(LONGROPE_KERNELS_ANY)
+  (void)freq, (void)p0, (void)rows, (void)att, (void)n, (void)c, (void)cs, (void)s, (void)ss;
+#endif
+  switch (isa) {
+#if defined(LONGROPE_KERNELS_AVX512)
+    case kIsaAvx512: avx512::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+#if defined(LONGROPE_KERNELS_AVX2)
+    case kIsaAvx2: avx2::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+#if defined(LONGROPE_KERNELS_NEON)
+    case kIsaNeon: neon::fill_range_scaled(freq, p0, rows, att, n, c, cs, s, ss); return true;
+#endif
+    default: return false;
+  }
+}
 
 }  // namespace longrope::detail

@@ -1,0 +1,98 @@
+// A consumer compiled the way an engine compiles by default: no -march flags
+// (this target does not link longrope_project_options). It must still get
+// the vector kernels the CPU has through the runtime dispatch, and they must
+// agree with the scalar reference. The CPU's features are read independently
+// of the library, from /proc/cpuinfo (Linux x86-64; elsewhere only the
+// agreement is checked).
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <longrope/longrope.hpp>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#error "test_isa_nomarch must be compiled without -march/-mavx2 flags"
+#endif
+
+namespace {
+
+std::set<std::string> cpu_flags() {
+  std::set<std::string> flags;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    for (std::string w; words >> w;) flags.insert(w);
+    break;
+  }
+  return flags;
+}
+
+int failures = 0;
+void check(bool ok, const std::string& what) {
+  std::printf("%s: %s\n", ok ? "ok" : "FAILED", what.c_str());
+  if (!ok) ++failures;
+}
+
+}  // namespace
+
+int main() {
+  using namespace longrope;
+  if (std::getenv("LONGROPE_ISA") != nullptr) {
+    std::printf("LONGROPE_ISA is set: unset it for this test\n");
+    return 1;
+  }
+  const auto flags = cpu_flags();
+  const bool has_avx2 = flags.count("avx2") && flags.count("fma") && flags.count("f16c");
+  const bool has_avx512 = has_avx2 && flags.count("avx512f") && flags.count("avx512bw") && flags.count("avx512vl") &&
+                          flags.count("avx512dq");
+  std::printf("cpuinfo: avx2+fma+f16c %d, avx512 f/bw/vl/dq %d; active_isa %s\n", has_avx2, has_avx512,
+              isa_name(active_isa()));
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(LONGROPE_FORCE_SCALAR)
+  if (!flags.empty()) {
+    const isa expected = has_avx512 ? isa::avx512 : has_avx2 ? isa::avx2 : isa::scalar;
+    check(active_isa() == expected, std::string("active_isa() is ") + isa_name(expected) + " without -march");
+  }
+#endif
+
+  // The dispatched kernels against the scalar reference, prefill-sized token
+  // count, both layouts, table-free and from a table.
+  for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
+    rope_config c;
+    c.head_dim = 128;
+    c.layout = layout;
+    const rope_frequencies f(c, {4096});
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    const std::ptrdiff_t tokens = 64;
+    std::vector<float> q(static_cast<std::size_t>(tokens * 4 * 128)), k(static_cast<std::size_t>(tokens * 2 * 128));
+    for (auto& v : q) v = u(rng);
+    for (auto& v : k) v = u(rng);
+    std::vector<std::int32_t> pos(static_cast<std::size_t>(tokens));
+    for (std::ptrdiff_t t = 0; t < tokens; ++t) pos[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(4000 + 3 * t);
+    auto run = [&](isa which, std::vector<float> qq, std::vector<float> kk) {
+      set_isa(which);
+      rotate_qk(f, token_major(qq.data(), 1, tokens, 4, 128), token_major(kk.data(), 1, tokens, 2, 128),
+                {pos.data(), 0}, {0, tokens});
+      qq.insert(qq.end(), kk.begin(), kk.end());
+      return qq;
+    };
+    const auto ref = run(isa::scalar, q, k);
+    const auto vec = run(best_isa(), q, k);
+    reset_isa();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < ref.size(); ++i) worst = std::fmax(worst, std::fabs(ref[i] - vec[i]));
+    // |x0| + |x1| <= 2 here: the documented bound 1e-6 (|x0| + |x1|) max(att, 1).
+    check(worst <= 2e-6, std::string(isa_name(best_isa())) + " vs scalar, " +
+                             (layout == pair_layout::half_split ? "half-split" : "interleaved") +
+                             ": max |diff| " + std::to_string(worst));
+  }
+  return failures == 0 ? 0 : 1;
+}
