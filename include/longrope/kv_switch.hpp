@@ -11,13 +11,14 @@
 /// re-prefills instead; vLLM and llama.cpp avoid the question by choosing the
 /// long set for every sequence of a long-context engine (docs/engines.md).
 ///
-/// Usage (one sequence, by_sequence_length, cache head-major [kv_heads][tokens][head_dim]):
+/// Usage (one sequence, by_sequence_length, cache head-major [kv_heads][capacity][head_dim]):
 ///
 ///     const longrope::factor_switch sw(cfg, longrope::factor_policy::by_sequence_length);
 ///     // before the forward that takes the sequence from n_old to n_new tokens:
 ///     for (int layer = 0; layer < n_layers; ++layer) {
-///       longrope::switch_kv(sw, longrope::head_major(k_cache[layer], 1, kv_heads, n_old, head_dim),
-///                           {pos.data(), 0}, n_old, n_new);
+///       auto keys = longrope::head_major(k_cache[layer], 1, kv_heads, capacity, head_dim);
+///       keys.tokens = n_old;  // the cached part
+///       longrope::switch_kv(sw, keys, {pos.data(), 0}, n_old, n_new);
 ///     }
 ///     const auto& f = sw.frequencies_for(n_new);   // rotate the new tokens' q and k with this
 ///
