@@ -46,7 +46,8 @@
 ///
 /// Complexity: O(batch * tokens * pairs) cos/sin evaluations (shared by all
 /// heads) plus O(batch * tokens * heads * rotary_dim) multiply-adds, plus the
-/// O(batch * tokens) position checks; no allocation (about 18 KiB of stack).
+/// O(batch * tokens) position checks; no allocation (about 21 KiB of stack
+/// besides the rotation's own per-token scratch).
 /// Threading: calls on disjoint token ranges touch disjoint memory.
 
 #include <algorithm>
