@@ -199,9 +199,19 @@ TEST_CASE("model commands on stories260K", "[model][cli][stories]") {
     return;
   }
   {
+    // JSON on stdout, the text streamed on stderr as progress.
     const result r = run({"generate", "--model", f.model, "--tokenizer", f.tok, "--steps", "60"});
     REQUIRE(r.status == 0);
-    CHECK(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", 0) == 0);
+    const std::string lily = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+    const json j = json::parse(r.out);
+    CHECK(j.at("text").get<std::string>().rfind(lily, 0) == 0);
+    CHECK(j.at("continuation").get<std::string>() == j.at("text").get<std::string>());  // empty prompt
+    CHECK(j.at("tokens").size() == 60);
+    CHECK(j.at("tokens").at(0) == 1);  // BOS
+    CHECK(j.at("prompt_tokens") == 1);
+    CHECK(j.at("generated_tokens") == 59);
+    CHECK(j.at("method") == "none");
+    CHECK(r.err.rfind(lily, 0) == 0);
   }
   {
     // The float64 reference's first case: context 512, 2 windows, 4.1397526152295585.

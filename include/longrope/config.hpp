@@ -194,6 +194,7 @@ inline void require_factor_vector(const std::vector<double>& f, int pairs, const
                            std::to_string(f.size()));
   }
   for (std::size_t i = 0; i < f.size(); ++i) {
+    if (std::isfinite(f[i]) && f[i] > 0.0) continue;  // the name is built only on failure (no allocation per factor)
     const std::string name = std::string(field) + "[" + std::to_string(i) + "]";
     require_positive_finite(f[i], name.c_str());
   }

@@ -15,4 +15,6 @@
 #include "table.hpp"
 #include "rerotate.hpp"
 #include "rotate.hpp"
+#include "owned_table.hpp"
+#include "kv_switch.hpp"
 #include "search.hpp"

@@ -23,6 +23,15 @@ double ODR_FUNCTION() {
   const std::int64_t pos[1] = {5};
   longrope::rotate(f, longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0}, {0, 1});
   longrope::rerotate(f, f, longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0});
+  const longrope::owned_table table(f, {0, 8});
+  longrope::rotate(f, table.view(), longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0}, {0, 1});
+  longrope::rope_config lr = cfg;
+  lr.type = longrope::rope_type::longrope;
+  lr.longrope.original_max_position = 4;
+  lr.longrope.short_factor = {1.0, 1.0, 1.0, 1.0};
+  lr.longrope.long_factor = {1.0, 2.0, 3.0, 4.0};
+  const longrope::factor_switch sw(lr, longrope::factor_policy::by_sequence_length);
+  longrope::switch_kv(sw, longrope::token_major(q.data(), 1, 1, 1, 8), {pos, 0}, 4, 6);
 
   longrope::search_target target;
   target.rope = cfg;

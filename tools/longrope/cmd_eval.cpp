@@ -66,12 +66,15 @@ int cmd_eval(const args& a) {
                        "--context");
   const llama2c::transformer<float> model(m.ck);
   const auto t0 = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "eval: %zu window(s) of %lld tokens, method %s\n", wins.size(), static_cast<long long>(context),
+               llama2c::to_string(sc.method));
   const auto r = llama2c::evaluate_perplexity(model, wins, f, static_cast<int>(threads));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!std::isfinite(r.perplexity())) {
     throw std::invalid_argument("perplexity is not finite (" + std::to_string(r.perplexity()) +
                                 "): the model's activations overflow float32");
   }
+  std::fprintf(stderr, "eval: done in %.1f s\n", secs);
 
   nlohmann::json out;
   out["perplexity"] = json_number(r.perplexity());

@@ -1,8 +1,11 @@
 // `longrope generate`: text from a llama2.c model with the KV cache, under any
 // RoPE scaling method; greedy at temperature 0.
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include <llama2c/generate.hpp>
 #include <llama2c/transformer.hpp>
@@ -18,8 +21,10 @@ const char* const kGenerateHelp =
     "usage: longrope generate --model M --tokenizer T [--prompt TEXT] [--steps N]\n"
     "                         [--temperature X] [--seed S] [scaling flags]\n"
     "\n"
-    "Prints the prompt and its continuation on stdout as it is generated. Stops after N\n"
-    "positions (prompt and BOS included, as llama2.c's -n) or when the model emits BOS.\n"
+    "Streams the prompt and its continuation on stderr as they are generated (progress), then\n"
+    "prints JSON on stdout: text, continuation, token ids, counts, the scaling and the seconds.\n"
+    "Stops after N positions (prompt and BOS included, as llama2.c's -n) or when the model\n"
+    "emits BOS.\n"
     "\n"
     "  --prompt TEXT     text to continue (default: none, generation starts from BOS)\n"
     "  --steps N         total positions, default 256; the scaling methods use N as the context\n"
@@ -52,14 +57,34 @@ int cmd_generate(const args& a) {
     throw std::invalid_argument("--steps (" + std::to_string(g.steps) + ") is shorter than the prompt (" +
                                 std::to_string(prompt.size()) + " tokens)");
   }
-  std::fputs(m.tok.decode(prompt).c_str(), stdout);
-  std::fflush(stdout);
-  llama2c::generate(model, f, prompt, g, [&](int prev, int tok) {
+  const std::string prompt_text = m.tok.decode(prompt);
+  std::fputs(prompt_text.c_str(), stderr);
+  std::string continuation;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto seq = llama2c::generate(model, f, prompt, g, [&](int prev, int tok) {
     const std::string piece = m.tok.decode_piece(prev, tok);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
+    continuation += piece;
+    std::fwrite(piece.data(), 1, piece.size(), stderr);
+    std::fflush(stderr);
   });
-  std::fputc('\n', stdout);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fputc('\n', stderr);
+  nlohmann::json out;
+  out["text"] = prompt_text + continuation;
+  out["prompt"] = prompt_text;
+  out["continuation"] = continuation;
+  out["tokens"] = seq;
+  out["prompt_tokens"] = prompt.size();
+  out["generated_tokens"] = seq.size() - prompt.size();
+  out["steps"] = g.steps;
+  out["temperature"] = g.temperature;
+  out["seed"] = g.seed;
+  out["method"] = llama2c::to_string(sc.method);
+  out["factors"] = f.rescale_factors();
+  out["n_hat"] = f.n_hat();
+  out["attention_factor"] = f.attention_factor();
+  out["seconds"] = secs;
+  std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }
 

@@ -111,6 +111,8 @@ int cmd_passkey(const args& a) {
     }
     const bool ok = digits == key;
     correct += ok ? 1 : 0;
+    std::fprintf(stderr, "passkey: trial %lld/%lld  %s  (%lld correct)\n", static_cast<long long>(t + 1),
+                 static_cast<long long>(trials), ok ? "correct" : "wrong", static_cast<long long>(correct));
     results.push_back({{"depth", static_cast<double>(depth_fill) / static_cast<double>(n_fill)},
                        {"key", key},
                        {"answer", answer},

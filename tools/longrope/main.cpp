@@ -11,15 +11,17 @@
 namespace longrope_cli {
 
 namespace {
+// JSON like every data command: {"name": "longrope", "version": "0.1.0", "major": 0, "minor": 1, "patch": 0}.
 int cmd_version(const args&) {
-  std::printf("longrope %s\n", LONGROPE_VERSION_STRING);
+  std::printf("{\n  \"name\": \"longrope\",\n  \"version\": \"%s\",\n  \"major\": %d,\n  \"minor\": %d,\n  \"patch\": %d\n}\n",
+              LONGROPE_VERSION_STRING, LONGROPE_VERSION_MAJOR, LONGROPE_VERSION_MINOR, LONGROPE_VERSION_PATCH);
   return 0;
 }
 }  // namespace
 
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
-      {"version", "print the library version", cmd_version},
+      {"version", "print the library version (JSON)", cmd_version},
       {"freqs", "frequencies, rescale factors and attention factor of a config.json", cmd_freqs},
       {"table", "cos/sin table of a config.json at a list of positions", cmd_table},
       {"eval", "perplexity of a llama2.c model under a RoPE scaling method", cmd_eval},

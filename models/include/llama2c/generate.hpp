@@ -18,7 +18,9 @@
 #include <vector>
 
 #include <longrope/frequencies.hpp>
+#include <longrope/kv_switch.hpp>
 
+#include "kv_switch.hpp"
 #include "tokenizer.hpp"
 #include "transformer.hpp"
 
@@ -47,18 +49,12 @@ class xorshift_rng {
   std::uint64_t s_;
 };
 
-/// Generates from `prompt` (token ids, normally starting with BOS). Returns the
-/// whole sequence: the prompt followed by the generated tokens. `on_token`,
-/// when set, is called with (previous, token) for every generated token (for
-/// streaming output). Throws longrope::error ("longrope.argument") for an
-/// empty prompt, steps < prompt size, a negative or non-finite temperature,
-/// and non-finite logits (weights whose activations overflow). The KV cache
-/// grows with the sequence (no up-front reservation for `steps`).
-/// O(steps * forward of one token over the cache).
-template <class T>
-std::vector<int> generate(const transformer<T>& model, const longrope::rope_frequencies& f, std::vector<int> prompt,
-                          const generate_options& opt,
-                          const std::function<void(int, int)>& on_token = {}) {
+namespace detail {
+
+/// The generation loop of both generate() overloads; forward(tokens, m, cache, ws) runs one forward.
+template <class T, class Forward>
+std::vector<int> generate_loop(const transformer<T>& model, std::vector<int> prompt, const generate_options& opt,
+                               const std::function<void(int, int)>& on_token, Forward&& forward) {
   if (prompt.empty()) LONGROPE_THROW("longrope.argument", "generate: empty prompt (start with BOS = 1)");
   if (opt.steps < static_cast<std::int64_t>(prompt.size())) {
     LONGROPE_THROW("longrope.argument", "generate: steps (" + std::to_string(opt.steps) +
@@ -76,7 +72,7 @@ std::vector<int> generate(const transformer<T>& model, const longrope::rope_freq
   // generated (generation usually stops at BOS long before steps).
   xorshift_rng rng(opt.seed);
   std::vector<int> seq = std::move(prompt);
-  model.forward(seq.data(), static_cast<index_t>(seq.size()), cache, f, ws);
+  forward(seq.data(), static_cast<index_t>(seq.size()), cache, ws);
   index_t last_row = static_cast<index_t>(seq.size()) - 1;
   while (static_cast<std::int64_t>(seq.size()) < opt.steps) {
     model.logits_rows(ws, last_row, 1, logits);
@@ -113,10 +109,47 @@ std::vector<int> generate(const transformer<T>& model, const longrope::rope_freq
     if (on_token) on_token(seq.back(), next);
     seq.push_back(next);
     if (static_cast<std::int64_t>(seq.size()) >= opt.steps) break;
-    model.forward(&seq.back(), 1, cache, f, ws);
+    forward(&seq.back(), 1, cache, ws);
     last_row = 0;
   }
   return seq;
+}
+
+}  // namespace detail
+
+/// Generates from `prompt` (token ids, normally starting with BOS) with fixed
+/// frequencies f. Returns the whole sequence: the prompt followed by the
+/// generated tokens. `on_token`, when set, is called with (previous, token)
+/// for every generated token (for streaming output). Throws longrope::error
+/// ("longrope.argument") for an empty prompt, steps < prompt size, a negative
+/// or non-finite temperature, and non-finite logits (weights whose activations
+/// overflow). The KV cache grows with the sequence (no up-front reservation
+/// for `steps`). O(steps * forward of one token over the cache).
+template <class T>
+std::vector<int> generate(const transformer<T>& model, const longrope::rope_frequencies& f, std::vector<int> prompt,
+                          const generate_options& opt,
+                          const std::function<void(int, int)>& on_token = {}) {
+  return detail::generate_loop(model, std::move(prompt), opt, on_token,
+                               [&](const int* tokens, index_t m, kv_cache<T>& cache, workspace<T>& ws) {
+                                 model.forward(tokens, m, cache, f, ws);
+                               });
+}
+
+/// As above, with the factor set chosen per forward by sw from the sequence
+/// length after it (LongRoPE short/long): when a generation crosses the
+/// switch point (under by_sequence_length: the trained length), the cached
+/// keys are re-rotated in place (forward_switched, kv_switch.hpp) instead of
+/// re-prefilling; the result equals a re-prefill with the new factors within
+/// float rounding (tests/test_model_switch.cpp). Same errors as above.
+template <class T>
+std::vector<int> generate(const transformer<T>& model, const longrope::factor_switch& sw, std::vector<int> prompt,
+                          const generate_options& opt,
+                          const std::function<void(int, int)>& on_token = {}) {
+  switch_scratch<T> scratch;
+  return detail::generate_loop(model, std::move(prompt), opt, on_token,
+                               [&](const int* tokens, index_t m, kv_cache<T>& cache, workspace<T>& ws) {
+                                 forward_switched(model, sw, tokens, m, cache, ws, scratch);
+                               });
 }
 
 }  // namespace llama2c
