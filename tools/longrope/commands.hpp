@@ -25,6 +25,10 @@ int cmd_generate(const args& a);
 int cmd_search(const args& a);
 int cmd_passkey(const args& a);
 
+// Interop (cmd_export.cpp, cmd_gguf.cpp).
+int cmd_export(const args& a);
+int cmd_gguf(const args& a);
+
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();
 

@@ -26,6 +26,8 @@ const std::vector<command>& commands() {
       {"generate", "text from a llama2.c model (greedy or sampled), any scaling method", cmd_generate},
       {"search", "LongRoPE evolutionary search of rescale factors for a llama2.c model", cmd_search},
       {"passkey", "the paper's passkey retrieval task on a llama2.c model", cmd_passkey},
+      {"export", "searched factors into a config.json for transformers 4.x / 5.x or vLLM", cmd_export},
+      {"gguf", "show a GGUF file's rope metadata, or set its LongRoPE factor tensors", cmd_gguf},
   };
   return all;
 }
