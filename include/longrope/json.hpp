@@ -83,7 +83,8 @@ inline rope_config rope_config_from_json(const nlohmann::json& config, const jso
 
 /// The rope_config of every layer type of a config whose rope_parameters is
 /// keyed by layer type (transformers v5, Gemma style: {"full_attention": {...},
-/// "sliding_attention": {...}}), in file order; each block is read as
+/// "sliding_attention": {...}}), in the object's key order (alphabetical for
+/// nlohmann::json); each block is read as
 /// rope_config_from_json reads a single one (top-level keys shared). A config
 /// with one block gives one entry named "". Throws "longrope.json" naming the
 /// layer type. O(size of the config).
