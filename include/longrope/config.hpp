@@ -45,6 +45,7 @@ enum class rope_type {
   yarn,      ///< YaRN: per-pair ramp between PI and extrapolation, plus an attention factor.
   llama3,    ///< Llama 3.1: wavelength bands between PI and extrapolation.
   longrope,  ///< LongRoPE: explicit per-pair rescale factors (short and long sets), attention factor.
+  proportional,  ///< transformers v5 (Gemma 4): the first k pairs base^(-2i/d) / factor, the other pairs 0.
 };
 
 /// Which of LongRoPE's two factor sets is in use (none for other methods).
@@ -88,6 +89,14 @@ struct llama3_params {
   std::int64_t original_max_position = 8192;
 };
 
+/// One of several LongRoPE factor sets searched for different target lengths
+/// (the official LongRoPE code keeps one factor file per target length).
+struct longrope_bucket {
+  std::int64_t max_length = 0;                ///< used for lengths <= max_length (> 0, strictly increasing).
+  std::vector<double> factors;                ///< rotary_dim/2 rescale factors (> 0).
+  std::optional<double> attention_factor;     ///< this set's attention factor; unset: the longrope rule.
+};
+
 /// LongRoPE parameters (rope_type "longrope", legacy "su").
 struct longrope_params {
   std::vector<double> short_factor;           ///< rotary_dim/2 rescale factors lambda_i (> 0) for short contexts.
@@ -101,6 +110,21 @@ struct longrope_params {
   /// when factor is absent), otherwise rope_scaling.factor (1 when absent).
   std::optional<double> factor;
   std::optional<double> attention_factor;     ///< overrides sqrt(1 + ln s / ln L0) when set.
+  /// vLLM's short_mscale / long_mscale: the attention factor of each set when
+  /// set (they win over attention_factor for their set).
+  std::optional<double> short_mscale;
+  std::optional<double> long_mscale;
+  /// More than two factor sets picked by length (see frequency_options): when
+  /// non-empty they replace short/long selection; the set used for length L is
+  /// the first bucket with L <= max_length, the last one beyond.
+  std::vector<longrope_bucket> buckets;
+};
+
+/// transformers v5 "proportional" (Gemma 4's full-attention layers): the
+/// whole head rotates (rotary_dim = head_dim, half_split), pairs i < rotated_pairs
+/// at base^(-2i/head_dim) / factor, the other pairs at frequency 0 (identity).
+struct proportional_params {
+  int rotated_pairs = 0;                      ///< int(partial_rotary_factor * head_dim // 2); 0 means all pairs.
 };
 
 /// A model's complete RoPE configuration.
@@ -126,6 +150,7 @@ struct rope_config {
   yarn_params yarn;
   llama3_params llama3;
   longrope_params longrope;
+  proportional_params proportional;         ///< proportional: which pairs rotate (factor scales them).
   std::int64_t n_hat = 0;                   ///< start-token cutoff, >= 0.
   /// LongRoPE2's per-pair attention temperature (mscale), for every method.
   /// Empty (the default): cos and sin of every pair are multiplied by the one
@@ -157,6 +182,7 @@ inline const char* to_string(rope_type t) noexcept {
     case rope_type::yarn: return "yarn";
     case rope_type::llama3: return "llama3";
     case rope_type::longrope: return "longrope";
+    case rope_type::proportional: return "proportional";
   }
   return "unknown";
 }
@@ -272,6 +298,24 @@ inline void rope_config::validate() const {
       }
       if (max_position_embeddings < 0) {
         config_fail("max_position_embeddings", "must be >= 0, got " + std::to_string(max_position_embeddings));
+      }
+      if (longrope.short_mscale) detail::require_positive_finite(*longrope.short_mscale, "longrope.short_mscale");
+      if (longrope.long_mscale) detail::require_positive_finite(*longrope.long_mscale, "longrope.long_mscale");
+      for (std::size_t b = 0; b < longrope.buckets.size(); ++b) {
+        const auto& bk = longrope.buckets[b];
+        const std::string name = "longrope.buckets[" + std::to_string(b) + "]";
+        if (bk.max_length <= 0 || (b > 0 && bk.max_length <= longrope.buckets[b - 1].max_length)) {
+          config_fail(name + ".max_length", "must be > 0 and strictly increasing, got " + std::to_string(bk.max_length));
+        }
+        detail::require_factor_vector(bk.factors, pairs(), (name + ".factors").c_str());
+        if (bk.attention_factor) detail::require_positive_finite(*bk.attention_factor, (name + ".attention_factor").c_str());
+      }
+      break;
+    case rope_type::proportional:
+      detail::require_positive_finite(factor, "factor");
+      if (proportional.rotated_pairs < 0 || proportional.rotated_pairs > pairs()) {
+        config_fail("proportional.rotated_pairs", "must be in [0, " + std::to_string(pairs()) + "], got " +
+                                                      std::to_string(proportional.rotated_pairs));
       }
       break;
     default:

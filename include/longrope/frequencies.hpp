@@ -17,12 +17,15 @@
 ///   yarn     ramp between theta_i / s and theta_i over correction dims; attention factor m(s)
 ///   llama3   wavelength bands: > L0/low_ff: theta_i / s; < L0/high_ff: theta_i; smooth between
 ///   longrope inv_i = theta_i / lambda_i with lambda = short or long factors (see factor_policy);
-///            attention factor given, else sqrt(1 + ln s / ln L0) (1 when s <= 1)
+///            attention factor: the set's mscale (vLLM), else given, else sqrt(1 + ln s / ln L0)
+///            (1 when s <= 1). With buckets: the first bucket whose max_length >= length.
+///   proportional  i < k: theta_i / s; i >= k: 0 (theta_i reported as 0 too, lambda_i as 1)
 /// See docs/methods.md for each formula's source and the engines that use it.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "config.hpp"
@@ -102,6 +105,9 @@ class rope_frequencies {
   std::int64_t n_hat() const noexcept { return cfg_.n_hat; }
   /// LongRoPE: the factor set in use; factor_set::none for other methods.
   factor_set active_factor_set() const noexcept { return set_; }
+  /// LongRoPE with buckets: the index of the bucket in use (its max_length >
+  /// original length reports factor_set::long_factors); -1 otherwise.
+  int active_bucket() const noexcept { return bucket_; }
 
   /// The frequency used for pair i at position p: theta_i if p < n_hat, else inv_freq_i.
   double frequency(std::int64_t position, int pair) const noexcept {
@@ -135,6 +141,7 @@ class rope_frequencies {
   double attention_factor_ = 1.0;
   std::vector<double> amplitude_;
   factor_set set_ = factor_set::none;
+  int bucket_ = -1;
   std::int64_t max_position_ = 0;
 };
 
@@ -156,6 +163,19 @@ inline std::vector<double> plain_inv_freq(double base, int d) {
 inline double yarn_correction_dim(double num_rotations, int d, double base, double l0) {
   const double pi = 3.14159265358979323846;
   return (d * std::log(l0 / (num_rotations * 2.0 * pi))) / (2.0 * std::log(base));
+}
+
+/// The bucket for a length: always_short the first, always_long the last,
+/// otherwise the first with length <= max_length (length 0: the first), the
+/// last beyond them all.
+inline int select_bucket(const std::vector<longrope_bucket>& b, factor_policy policy, std::int64_t length) noexcept {
+  const int last = static_cast<int>(b.size()) - 1;
+  if (policy == factor_policy::always_short) return 0;
+  if (policy == factor_policy::always_long) return last;
+  for (int k = 0; k <= last; ++k) {
+    if (length <= b[static_cast<std::size_t>(k)].max_length) return k;
+  }
+  return last;
 }
 
 }  // namespace detail
@@ -244,7 +264,18 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
       const auto& lr = cfg_.longrope;
       const double l0 = static_cast<double>(lr.original_max_position);
       set_ = select_factor_set(opt.policy, lr.original_max_position, opt.seq_len);
-      const auto& lambda = set_ == factor_set::long_factors ? lr.long_factor : lr.short_factor;
+      const std::vector<double>* chosen = set_ == factor_set::long_factors ? &lr.long_factor : &lr.short_factor;
+      const std::optional<double>* mscale = set_ == factor_set::long_factors ? &lr.long_mscale : &lr.short_mscale;
+      std::optional<double> bucket_attention;
+      if (!lr.buckets.empty()) {
+        bucket_ = detail::select_bucket(lr.buckets, opt.policy, opt.seq_len);
+        const auto& bk = lr.buckets[static_cast<std::size_t>(bucket_)];
+        chosen = &bk.factors;
+        set_ = bk.max_length > lr.original_max_position ? factor_set::long_factors : factor_set::short_factors;
+        bucket_attention = bk.attention_factor;
+        mscale = &bucket_attention;
+      }
+      const auto& lambda = *chosen;
       for (int i = 0; i < n; ++i) {
         // transformers: 1 / (ext_factor * base**(2i/d)).
         at(inv_freq_, i) = 1.0 / (lambda[static_cast<std::size_t>(i)] *
@@ -256,20 +287,38 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
       } else if (cfg_.max_position_embeddings > 0) {
         s = static_cast<double>(cfg_.max_position_embeddings) / l0;
       }
-      if (lr.attention_factor) {
+      if (*mscale) {
+        attention_factor_ = **mscale;
+      } else if (lr.attention_factor) {
         attention_factor_ = *lr.attention_factor;
       } else {
         attention_factor_ = s <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(s) / std::log(l0));
       }
       break;
     }
+    case rope_type::proportional: {
+      // transformers v5 _compute_proportional_rope_parameters: exponents over the
+      // whole head, pairs past rotated_pairs stay at frequency 0.
+      const int k = cfg_.proportional.rotated_pairs == 0 ? n : cfg_.proportional.rotated_pairs;
+      for (int i = 0; i < n; ++i) {
+        if (i >= k) at(theta_, i) = 0.0;
+        at(inv_freq_, i) = at(theta_, i) / cfg_.factor;
+      }
+      break;
+    }
   }
   rescale_.resize(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) at(rescale_, i) = at(theta_, i) / at(inv_freq_, i);
+  for (int i = 0; i < n; ++i) {
+    // A pair at frequency 0 never rotates: report lambda = 1 rather than 0 / 0.
+    at(rescale_, i) = at(inv_freq_, i) == 0.0 ? 1.0 : at(theta_, i) / at(inv_freq_, i);
+  }
   if (cfg_.type == rope_type::longrope) {
     // Report the configured lambdas exactly rather than theta / (theta / lambda).
-    const auto& lambda = set_ == factor_set::long_factors ? cfg_.longrope.long_factor : cfg_.longrope.short_factor;
-    rescale_ = lambda;
+    if (bucket_ >= 0) {
+      rescale_ = cfg_.longrope.buckets[static_cast<std::size_t>(bucket_)].factors;
+    } else {
+      rescale_ = set_ == factor_set::long_factors ? cfg_.longrope.long_factor : cfg_.longrope.short_factor;
+    }
   }
   // Issue 9: a config that validates can still produce inf/NaN/0 here; refuse it
   // at construction, naming the keys the value comes from.

@@ -59,6 +59,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -66,6 +67,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "io.hpp"
+#include "gguf.hpp"
 
 namespace longrope {
 
@@ -80,7 +82,19 @@ struct json_read_options {
 /// the key on malformed input. O(size of the rope block).
 inline rope_config rope_config_from_json(const nlohmann::json& config, const json_read_options& opt = {});
 
-/// Reads and parses the file at `path` and calls rope_config_from_json.
+/// The rope_config of every layer type of a config whose rope_parameters is
+/// keyed by layer type (transformers v5, Gemma style: {"full_attention": {...},
+/// "sliding_attention": {...}}), in the object's key order (alphabetical for
+/// nlohmann::json); each block is read as
+/// rope_config_from_json reads a single one (top-level keys shared). A config
+/// with one block gives one entry named "". Throws "longrope.json" naming the
+/// layer type. O(size of the config).
+inline std::vector<std::pair<std::string, rope_config>> rope_configs_by_layer_type(const nlohmann::json& config,
+                                                                                 const json_read_options& opt = {});
+
+/// Reads and parses the file at `path` and calls rope_config_from_json. A
+/// GGUF file (first bytes "GGUF") is read with rope_config_from_gguf instead
+/// (gguf.hpp; "longrope.gguf" errors).
 /// Throws longrope::error: "longrope.io" if the file cannot be opened,
 /// "longrope.json" if it is not valid JSON or malformed (the message gives the
 /// parser's byte offset or the offending key).
@@ -203,6 +217,14 @@ inline std::string json_string(const nlohmann::json& v, const std::string& key) 
 
 }  // namespace detail
 
+}  // namespace longrope
+
+#define LONGROPE_JSON_INTERNAL 1
+#include "detail/json_ext.hpp"
+#undef LONGROPE_JSON_INTERNAL
+
+namespace longrope {
+
 inline rope_config rope_config_from_json(const nlohmann::json& j, const json_read_options& opt) {
   using namespace detail;
   if (!j.is_object()) json_fail("config", std::string("expected a JSON object, got ") + json_type_name(j));
@@ -228,7 +250,7 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
     for (const auto& item : block->items()) {
       if (item.value().is_object()) {
         json_fail(bname, "per-layer-type parameters ('" + item.key() +
-                              "') are not supported: pass the block of one layer type");
+                              "'): read them with rope_configs_by_layer_type, or pass the block of one layer type");
       }
     }
   }
@@ -399,8 +421,17 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
   } else if (name == "longrope") {
     cfg.type = rope_type::longrope;
     auto& lr = cfg.longrope;
-    lr.short_factor = json_factor_list(need("short_factor"), key("short_factor"), d / 2);
-    lr.long_factor = json_factor_list(need("long_factor"), key("long_factor"), d / 2);
+    detail::json_read_longrope_ext(cfg, *block, bname);
+    if (!lr.buckets.empty() && !get("short_factor")) {
+      lr.short_factor = lr.buckets.front().factors;  // factor_sets alone: short = first set, long = last
+    } else {
+      lr.short_factor = json_factor_list(need("short_factor"), key("short_factor"), d / 2);
+    }
+    if (!lr.buckets.empty() && !get("long_factor")) {
+      lr.long_factor = lr.buckets.back().factors;
+    } else {
+      lr.long_factor = json_factor_list(need("long_factor"), key("long_factor"), d / 2);
+    }
     std::optional<double> factor;
     if (const auto* v = get("factor")) factor = json_positive(*v, key("factor"));
     if (const auto* v = get("attention_factor")) lr.attention_factor = json_positive(*v, key("attention_factor"));
@@ -425,9 +456,11 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
                                                  "original_max_position_embeddings is absent");
       lr.factor = factor.value_or(1.0);
     }
+  } else if (name == "proportional") {
+    detail::json_read_proportional(cfg, *block, bname, partial, pv ? pkey : std::string("head_dim"));
   } else {
     json_fail(type_key, "unknown rope type '" + name +
-                            "' (expected default, linear, ntk, dynamic, yarn, llama3, longrope or su)");
+                            "' (expected default, linear, ntk, dynamic, yarn, llama3, longrope, su or proportional)");
   }
 
   if (const auto* v = get("n_hat")) cfg.n_hat = json_count(*v, key("n_hat"));
@@ -441,6 +474,11 @@ inline rope_config rope_config_from_json(const nlohmann::json& j, const json_rea
 }
 
 inline rope_config load_rope_config(const std::string& path, const json_read_options& opt) {
+  if (is_gguf_file(path)) {
+    rope_config c = rope_config_from_gguf(read_gguf(path));
+    if (opt.layout) c.layout = *opt.layout;
+    return c;
+  }
   const std::string text = read_file(path);  // "X is a directory" / "cannot read X: <errno text>"
   nlohmann::json j;
 #if LONGROPE_HAS_EXCEPTIONS
@@ -507,8 +545,16 @@ inline nlohmann::json to_rope_scaling_json(const rope_config& cfg) {
       b["original_max_position_embeddings"] = lr.original_max_position;
       if (lr.factor) b["factor"] = *lr.factor;
       if (lr.attention_factor) b["attention_factor"] = *lr.attention_factor;
+      detail::json_write_longrope_ext(cfg, b);
       break;
     }
+    case rope_type::proportional:
+      set_type("proportional");
+      b["factor"] = cfg.factor;
+      if (cfg.proportional.rotated_pairs != 0) {
+        b["partial_rotary_factor"] = 2.0 * cfg.proportional.rotated_pairs / cfg.head_dim;
+      }
+      break;
   }
   if (cfg.n_hat != 0 || cfg.type == rope_type::longrope) b["n_hat"] = cfg.n_hat;
   return b;

@@ -4,7 +4,7 @@
 /// \file longrope.hpp
 /// Umbrella header: everything in longrope that needs only Eigen and the
 /// standard library. Config I/O (JSON) is separate: <longrope/json.hpp>, which
-/// needs nlohmann-json.
+/// needs nlohmann-json, and so does <longrope/export.hpp>.
 
 #include "version.hpp"
 #include "error.hpp"
@@ -18,3 +18,4 @@
 #include "owned_table.hpp"
 #include "kv_switch.hpp"
 #include "search.hpp"
+#include "gguf.hpp"

@@ -7,6 +7,8 @@
 
 #include <longrope/checked.hpp>
 #include <longrope/io.hpp>
+#include <longrope/export.hpp>
+#include <longrope/gguf.hpp>
 #include <longrope/json.hpp>
 #include <longrope/longrope.hpp>
 #include <longrope/search_json.hpp>
@@ -42,5 +44,6 @@ double ODR_FUNCTION() {
   const auto scaling = longrope::to_rope_scaling_json(longrope::to_rope_config(target, space.point(cand)));
 
   return static_cast<double>(c[1]) + f.inv_freq()[1] + static_cast<double>(q[3]) +
-         scaling.at("long_factor").at(2).get<double>();
+         scaling.at("long_factor").at(2).get<double>() + longrope::json_indent_of("{\n  \"a\": 1}") +
+         static_cast<double>(longrope::gguf_tensor_nbytes(0, 4));
 }

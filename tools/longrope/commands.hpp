@@ -27,6 +27,10 @@ int cmd_passkey(const args& a);
 // Fine-tuning the toy model (cmd_finetune.cpp).
 int cmd_finetune(const args& a);
 
+// Interop (cmd_export.cpp, cmd_gguf.cpp).
+int cmd_export(const args& a);
+int cmd_gguf(const args& a);
+
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();
 
