@@ -1,7 +1,7 @@
 // The GGUF v3 reader/writer (include/longrope/gguf.hpp), issue 14 acceptance 2:
 // write then read gives identical metadata and tensors; the reader agrees
 // byte for byte with an independent writer (tests/fuzz/make_gguf_seeds.py wrote
-// tests/fuzz/corpus/gguf/*.gguf with Python's struct); `longrope gguf set`
+// tests/fuzz/corpus/fuzz_gguf/*.gguf with Python's struct); `longrope gguf set`
 // leaves every other key and every other tensor's bytes unchanged (hashed);
 // malformed files get one clear longrope::error, never a crash.
 #include <cmath>
@@ -27,7 +27,7 @@ using namespace longrope;
 namespace {
 
 std::filesystem::path seed(const std::string& name) {
-  return std::filesystem::path(LONGROPE_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "gguf" / name;
+  return std::filesystem::path(LONGROPE_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "fuzz_gguf" / name;
 }
 
 std::vector<std::uint8_t> file_bytes(const std::filesystem::path& p) {

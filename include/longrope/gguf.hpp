@@ -37,6 +37,7 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "io.hpp"
 
 namespace longrope {
 
@@ -129,7 +130,8 @@ std::vector<std::uint8_t> gguf_serialize(const gguf_file& file);
 
 /// Reads and parses a file ("longrope.io" if it cannot be read).
 gguf_file read_gguf(const std::string& path);
-/// Writes gguf_serialize(file) to path ("longrope.io" on failure).
+/// Writes gguf_serialize(file) to path, atomically and durably (io.hpp
+/// write_file_atomic; "longrope.io" on failure).
 void write_gguf(const std::string& path, const gguf_file& file);
 
 /// True when the first four bytes of the file at path are "GGUF".

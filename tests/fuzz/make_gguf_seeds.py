@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of tests/fuzz/fuzz_gguf.cpp (tests/fuzz/corpus/gguf/).
+"""Writes the seed corpus of tests/fuzz/fuzz_gguf.cpp (tests/fuzz/corpus/fuzz_gguf/).
 
 An independent little GGUF v3 writer (struct.pack, following the GGUF spec in
 ggml's docs/gguf.md), so the seeds do not come from the reader under test."""
@@ -76,4 +76,4 @@ def main(dest):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "gguf"))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "fuzz_gguf"))

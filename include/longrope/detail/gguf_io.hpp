@@ -486,10 +486,8 @@ inline std::vector<std::uint8_t> gguf_serialize(const gguf_file& file) {
 }
 
 inline gguf_file read_gguf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) LONGROPE_THROW("longrope.io", path + ": cannot open file");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) LONGROPE_THROW("longrope.io", path + ": read error");
+  // "X is a directory" / "cannot read X: <errno text>", size checked before allocating.
+  const std::vector<unsigned char> bytes = read_file_bytes(path, std::numeric_limits<std::uint64_t>::max());
   try {
     return gguf_parse(bytes.data(), bytes.size());
   } catch (const error& e) {
@@ -499,10 +497,8 @@ inline gguf_file read_gguf(const std::string& path) {
 
 inline void write_gguf(const std::string& path, const gguf_file& file) {
   const std::vector<std::uint8_t> bytes = gguf_serialize(file);
-  std::ofstream out(path, std::ios::binary);
-  if (!out) LONGROPE_THROW("longrope.io", path + ": cannot open for writing");
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out) LONGROPE_THROW("longrope.io", path + ": write error");
+  // Durable and atomic (io.hpp): a crash never leaves a truncated model file.
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 inline bool is_gguf_file(const std::string& path) {
