@@ -333,6 +333,7 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     case rope_type::longrope:
       keys = set_ == factor_set::long_factors ? "longrope.long_factor and rope_theta" : "longrope.short_factor and rope_theta";
       break;
+    case rope_type::proportional: keys = "proportional.factor, proportional.rotated_pairs and rope_theta"; break;
   }
   // Messages are built only on failure: this runs for every search candidate.
   auto finite_positive = [&](double v, const char* what, int i, const char* from) {
@@ -343,8 +344,16 @@ inline rope_frequencies::rope_frequencies(const rope_config& cfg, const frequenc
     }
   };
   for (int i = 0; i < n; ++i) {
-    finite_positive(at(theta_, i), "theta", i, "rope_theta");
-    finite_positive(at(inv_freq_, i), "inv_freq", i, keys);
+    // proportional: the pairs from rotated_pairs on never rotate (theta and
+    // inv_freq exactly 0 by definition; 0 rotated_pairs means every pair rotates).
+    const bool still = cfg_.type == rope_type::proportional && cfg_.proportional.rotated_pairs > 0 &&
+                       i >= cfg_.proportional.rotated_pairs;
+    if (still) {
+      if (at(theta_, i) != 0.0 || at(inv_freq_, i) != 0.0) LONGROPE_THROW("longrope.config", "proportional: a still pair rotates");
+    } else {
+      finite_positive(at(theta_, i), "theta", i, "rope_theta");
+      finite_positive(at(inv_freq_, i), "inv_freq", i, keys);
+    }
     finite_positive(at(rescale_, i), "rescale factor", i, keys);
   }
   // The attention factor multiplies float tables too: above 1e6 (real ones are ~1-2) it is refused.
