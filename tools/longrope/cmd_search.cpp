@@ -33,7 +33,8 @@ const char* const kSearchHelp =
     "is printed and written to --out as JSON: rescale_factors, n_hat, attention_factor,\n"
     "perplexity, baselines {none, pi, ntk, yarn} on the same windows, evaluations, seconds,\n"
     "rope_scaling (a transformers rope_scaling block), and the search settings.\n"
-    "Deterministic for a seed, whatever --threads.\n"
+    "Deterministic for a seed, whatever --threads. Any other model: see\n"
+    "`longrope search --evaluator CMD --help` (external evaluators, MPI, checkpoints).\n"
     "\n"
     "  --windows W        windows scored per candidate (default 2)\n"
     "  --first-window K   skip the first K windows of the text (default 0)\n"
@@ -51,6 +52,8 @@ const char* const kSearchHelp =
 }  // namespace
 
 int cmd_search(const args& a) {
+  // --evaluator / --mpi / --config / --resume: external evaluators (cmd_external.cpp).
+  if (wants_external_search(a)) return cmd_search_external(a);
   const option_parser opt(a, model_options({"--text", "--tokens", "--context", "--windows", "--first-window",
                                             "--population", "--mutations", "--crossovers", "--topk", "--iterations",
                                             "--seed", "--threads", "--lambda-max", "--max-seconds", "--out"}),

@@ -26,6 +26,9 @@ const std::vector<command>& commands() {
       {"generate", "text from a llama2.c model (greedy or sampled), any scaling method", cmd_generate},
       {"search", "LongRoPE evolutionary search of rescale factors for a llama2.c model", cmd_search},
       {"passkey", "the paper's passkey retrieval task on a llama2.c model", cmd_passkey},
+      {"evaluate", "an evaluator for search --evaluator (toy model or synthetic), stdin/stdout or MPI", cmd_evaluate},
+      {"ask", "write a search's pending candidates as evaluator requests (state in a file)", cmd_ask},
+      {"tell", "read evaluator replies, advance the search one generation", cmd_tell},
   };
   return all;
 }
