@@ -47,7 +47,8 @@ const char* const kEvaluateHelp =
     "  --threads J        forward threads (default 1)\n"
     "  --fault F          misbehave on a fraction --fault-rate of requests: kill (SIGKILL\n"
     "                     itself), exit, hang (sleep), garbage (a non-JSON line), error\n"
-    "                     (an {id, error} answer); for testing coordinators\n";
+    "                     (an {id, error} answer); for testing coordinators\n"
+    "  --delay-ms D       sleep D ms before each answer (a slow evaluator, for tests)\n";
 
 struct injected_garbage {};
 
@@ -70,7 +71,7 @@ struct fault_injector {
 
 int cmd_evaluate(const args& a) {
   const option_parser opt(a, model_options({"--text", "--tokens", "--windows", "--first-window", "--threads", "--fault",
-                                            "--fault-rate", "--name"}),
+                                            "--fault-rate", "--name", "--delay-ms"}),
                           {"--synthetic", "--mpi"});
   if (opt.help()) {
     std::fputs(kEvaluateHelp, stdout);
@@ -130,7 +131,10 @@ int cmd_evaluate(const args& a) {
       return llama2c::evaluate_perplexity(*model, it->second, f, static_cast<int>(threads)).perplexity();
     };
   }
+  const std::int64_t delay_ms = opt.int_or("--delay-ms", 0);
+  if (delay_ms < 0 || delay_ms > 3600000) throw std::invalid_argument("--delay-ms: must be in [0, 3600000]");
   auto guarded = [&](const longrope::eval_request& r) {
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (faults.strike()) throw injected_garbage{};
     return fitness(r);
   };

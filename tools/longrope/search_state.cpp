@@ -44,7 +44,7 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
     throw std::invalid_argument(config_path + ": no original length (max_position_embeddings); give --original-length");
   }
   t.target.rope.head_dim = cfg.head_dim;
-  t.target.rope.rotary_dim = cfg.rotary_dim;
+  t.target.rope.rotary_dim = cfg.effective_rotary_dim();
   t.target.rope.base = cfg.base;
   t.target.rope.layout = cfg.layout;
   t.target.original_length = l0;
@@ -157,7 +157,7 @@ longrope::evolutionary_search load_state(const std::string& path, external_targe
     LONGROPE_THROW("longrope.json", path + ": longrope_cli.attention_factor: must be > 0");
   }
   longrope::evolutionary_search s(longrope::search_checkpoint_from_json(j));
-  if (s.space().pairs() != t.target.rope.rotary_dim / 2) {
+  if (s.space().pairs() != t.target.rope.pairs()) {
     LONGROPE_THROW("longrope.json", path + ": longrope_cli.rotary_dim does not match space.pairs");
   }
   return s;
