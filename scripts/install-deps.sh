@@ -4,6 +4,8 @@
 set -euo pipefail
 
 packages=(cmake make g++ libeigen3-dev catch2 nlohmann-json3-dev libbenchmark-dev)
+# External evaluators (docs/evaluators.md): MPI transport and its tests, the numpy evaluator.
+packages+=(openmpi-bin libopenmpi-dev python3-mpi4py python3-numpy)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -96,6 +96,8 @@ void process_pool::start(child& c) {
     std::signal(SIGPIPE, SIG_DFL);
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    // Which slot this is (0..N-1), e.g. to pick a GPU: stable across restarts.
+    setenv("LONGROPE_EVALUATOR_INDEX", std::to_string(c.slot).c_str(), 1);
     execl("/bin/sh", "sh", "-c", sh_cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
