@@ -119,7 +119,9 @@ void process_pool::start(child& c) {
 
 void process_pool::stop(child& c, bool graceful) {
   if (c.pid <= 0) return;
-  if (graceful && c.state != child_state::busy && c.to_child >= 0) {
+  // A busy child may be stuck in a long evaluation: no grace period for it.
+  graceful = graceful && c.state != child_state::busy;
+  if (graceful && c.to_child >= 0) {
     // Best effort: the shutdown line, then EOF on stdin; SIGKILL after 2 s.
     const std::string bye = longrope::encode_shutdown();
     [[maybe_unused]] const auto n = write(c.to_child, bye.data(), bye.size());
