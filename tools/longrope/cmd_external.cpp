@@ -237,7 +237,12 @@ int cmd_tell(const args& a) {
     std::size_t lineno = 0;
     while (longrope::read_protocol_line(in, line)) {
       ++lineno;
-      if (line.empty() || line.find("\"hello\"") != std::string::npos) continue;
+      if (line.empty()) continue;
+      {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        const auto t = j.is_object() ? j.find("type") : j.end();
+        if (j.is_object() && t != j.end() && *t == "hello") continue;  // an evaluator's handshake
+      }
       longrope::eval_reply r;
       try {
         r = longrope::decode_reply(line);
