@@ -119,8 +119,9 @@ void process_pool::start(child& c) {
 
 void process_pool::stop(child& c, bool graceful) {
   if (c.pid <= 0) return;
-  // A busy child may be stuck in a long evaluation: no grace period for it.
-  graceful = graceful && c.state != child_state::busy;
+  // Only an idle child gets a grace period: a busy or greeting one may be
+  // stuck in a long evaluation or in loading its model.
+  graceful = graceful && c.state == child_state::idle;
   if (graceful && c.to_child >= 0) {
     // Best effort: the shutdown line, then EOF on stdin; SIGKILL after 2 s.
     const std::string bye = longrope::encode_shutdown();
