@@ -6,6 +6,10 @@ set -euo pipefail
 packages=(cmake make g++ libeigen3-dev catch2 nlohmann-json3-dev libbenchmark-dev)
 # Fuzzing (scripts/fuzz.sh, libFuzzer targets): only when asked, LONGROPE_FUZZ=1.
 if [ "${LONGROPE_FUZZ:-0}" = "1" ]; then packages+=(clang libclang-rt-dev); fi
+# External evaluators (docs/evaluators.md): MPI transport and its tests, the numpy evaluator.
+packages+=(openmpi-bin libopenmpi-dev python3-mpi4py python3-numpy)
+# Test tools: golden values (mpmath), the fsync order (strace), the pkg-config consumer.
+packages+=(python3-mpmath strace pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do

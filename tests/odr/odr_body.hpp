@@ -9,6 +9,7 @@
 #include <longrope/io.hpp>
 #include <longrope/export.hpp>
 #include <longrope/gguf.hpp>
+#include <longrope/evaluator_protocol.hpp>
 #include <longrope/json.hpp>
 #include <longrope/longrope.hpp>
 #include <longrope/search_json.hpp>
@@ -43,7 +44,10 @@ double ODR_FUNCTION() {
   const auto cand = longrope::snap(space, longrope::baseline_factors(target, longrope::rope_type::linear));
   const auto scaling = longrope::to_rope_scaling_json(longrope::to_rope_config(target, space.point(cand)));
 
+  const auto reply = longrope::decode_reply(longrope::encode_reply({1, 0.5, ""}));
+
   return static_cast<double>(c[1]) + f.inv_freq()[1] + static_cast<double>(q[3]) +
          scaling.at("long_factor").at(2).get<double>() + longrope::json_indent_of("{\n  \"a\": 1}") +
-         static_cast<double>(longrope::gguf_tensor_nbytes(0, 4));
+         static_cast<double>(longrope::gguf_tensor_nbytes(0, 4))
+         + reply.fitness.value_or(0.0);
 }

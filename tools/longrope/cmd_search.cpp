@@ -45,6 +45,8 @@ const char* const kSearchHelp =
     "optimizer {strategy, ..., budget}, validation {perplexity, log_se, evaluations, ...}).\n"
     "Without tuning flags the optimizer and budget are the best measured\n"
     "(docs/search-quality.md); --optimizer alone starts from the paper's P, N1, N2, k, T.\n"
+    "Any other model: see `longrope search --evaluator CMD --help` (external evaluators,\n"
+    "MPI, checkpoints).\n"
     "\n"
     "  --windows W        windows scored per candidate (default 2)\n"
     "  --first-window K   consecutive windows from window K (validation right after them)\n"
@@ -70,6 +72,8 @@ const char* const kSearchHelp =
 
 int cmd_search(const args& a) {
   if (is_longrope2_search(a)) return cmd_search_longrope2(a);
+  // --evaluator / --mpi / --config / --resume: external evaluators (cmd_external.cpp).
+  if (wants_external_search(a)) return cmd_search_external(a);
   const option_parser opt(a, model_options({"--text", "--tokens", "--context", "--windows", "--first-window",
                                             "--population", "--mutations", "--crossovers", "--topk", "--iterations",
                                             "--seed", "--threads", "--lambda-max", "--max-seconds", "--out",

@@ -31,6 +31,14 @@ int cmd_finetune(const args& a);
 int cmd_export(const args& a);
 int cmd_gguf(const args& a);
 
+// External evaluators (cmd_external.cpp, cmd_evaluate.cpp): `search --evaluator/--mpi/--config/--resume`,
+// ask, tell, evaluate.
+bool wants_external_search(const args& a);
+int cmd_search_external(const args& a);
+int cmd_ask(const args& a);
+int cmd_tell(const args& a);
+int cmd_evaluate(const args& a);
+
 /// Every subcommand, in the order `longrope --help` lists them.
 const std::vector<command>& commands();
 

@@ -31,6 +31,9 @@ const std::vector<command>& commands() {
       {"finetune", "fine-tune a llama2.c model at a target context with a RoPE scaling", cmd_finetune},
       {"export", "searched factors into a config.json for transformers 4.x / 5.x or vLLM", cmd_export},
       {"gguf", "show a GGUF file's rope metadata, or set its LongRoPE factor tensors", cmd_gguf},
+      {"evaluate", "an evaluator for search --evaluator (toy model or synthetic), stdin/stdout or MPI", cmd_evaluate},
+      {"ask", "write a search's pending candidates as evaluator requests (state in a file)", cmd_ask},
+      {"tell", "read evaluator replies, advance the search one generation", cmd_tell},
   };
   return all;
 }

@@ -1,0 +1,21 @@
+# The evaluator coordinator: longrope_coordinator, a static library of the
+# transports (process pool; the MPI transport only with LONGROPE_WITH_MPI, ON
+# where MPI is found), the CLI's ask/tell/evaluate commands.
+find_package(MPI COMPONENTS CXX QUIET)
+option(LONGROPE_WITH_MPI "Build the MPI evaluator transport (longrope search --mpi)" ${MPI_CXX_FOUND})
+add_library(longrope_coordinator STATIC evaluator_pool.cpp mpi_transport.cpp search_state.cpp)
+longrope_project_target(longrope_coordinator)
+target_include_directories(longrope_coordinator PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(longrope_coordinator PUBLIC longrope::longrope nlohmann_json::nlohmann_json)
+if(LONGROPE_WITH_MPI)
+  if(NOT MPI_CXX_FOUND)
+    message(FATAL_ERROR "LONGROPE_WITH_MPI is ON but MPI was not found (install libopenmpi-dev)")
+  endif()
+  target_compile_definitions(longrope_coordinator PUBLIC LONGROPE_HAVE_MPI)
+  target_link_libraries(longrope_coordinator PUBLIC MPI::MPI_CXX)
+  message(STATUS "longrope: MPI evaluator transport ON (${MPI_CXX_COMPILER})")
+else()
+  message(STATUS "longrope: MPI evaluator transport OFF (no MPI found)")
+endif()
+target_sources(longrope_cli PRIVATE cmd_external.cpp cmd_evaluate.cpp)
+target_link_libraries(longrope_cli PRIVATE longrope_coordinator)
