@@ -447,7 +447,7 @@ TEST_CASE("sequence_nll and the perplexity protocol", "[model][perplexity]") {
 
   // Thread count never changes the result (fixed summation order).
   const auto all = make_windows(stream, 64);
-  const auto f2 = make_frequencies(ck.config, scaling{scaling_method::ntk, {}, 0, {}}, 64);
+  const auto f2 = make_frequencies(ck.config, scaling{scaling_method::ntk, {}, 0, {}, {}}, 64);
   const auto r1 = evaluate_perplexity(m, all, {f, f2}, 1);
   const auto r3 = evaluate_perplexity(m, all, {f, f2}, 3);
   REQUIRE(r1.size() == 2);
@@ -476,33 +476,33 @@ TEST_CASE("scaling configs for a model", "[model][scaling]") {
   CHECK(context_scale(c, 2048) == 4.0);
   CHECK(context_scale(c, 256) == 1.0);
   {
-    const auto f = make_frequencies(c, {scaling_method::pi, {}, 0, {}}, 2048);
+    const auto f = make_frequencies(c, {scaling_method::pi, {}, 0, {}, {}}, 2048);
     CHECK(f.type() == longrope::rope_type::linear);
     for (double l : f.rescale_factors()) CHECK(std::abs(l - 4.0) < 1e-12);
     CHECK(f.attention_factor() == 1.0);
   }
   {
-    const auto f = make_frequencies(c, {scaling_method::yarn, {}, 0, {}}, 4096);
+    const auto f = make_frequencies(c, {scaling_method::yarn, {}, 0, {}, {}}, 4096);
     CHECK(std::abs(f.attention_factor() - (0.1 * std::log(8.0) + 1.0)) < 1e-12);
   }
   {
-    const auto f = make_frequencies(c, {scaling_method::longrope, {1, 2, 3, 4}, 16, {}}, 4096);
+    const auto f = make_frequencies(c, {scaling_method::longrope, {1, 2, 3, 4}, 16, {}, {}}, 4096);
     CHECK(f.attention_factor() == 1.0);
     CHECK(f.rescale_factors() == std::vector<double>{1, 2, 3, 4});
     CHECK(f.n_hat() == 16);
   }
   {
     // An explicit attention factor on a method without one: same frequencies, that factor.
-    const auto plain = make_frequencies(c, {scaling_method::ntk, {}, 0, {}}, 2048);
-    const auto f = make_frequencies(c, {scaling_method::ntk, {}, 0, 1.3}, 2048);
+    const auto plain = make_frequencies(c, {scaling_method::ntk, {}, 0, {}, {}}, 2048);
+    const auto f = make_frequencies(c, {scaling_method::ntk, {}, 0, 1.3, {}}, 2048);
     CHECK(f.attention_factor() == 1.3);
     for (int i = 0; i < 4; ++i) {
       CHECK(std::abs(f.inv_freq()[static_cast<std::size_t>(i)] / plain.inv_freq()[static_cast<std::size_t>(i)] - 1) < 1e-14);
     }
   }
-  CHECK_THROWS_WITH(make_frequencies(c, {scaling_method::longrope, {1, 2}, 0, {}}, 2048),
+  CHECK_THROWS_WITH(make_frequencies(c, {scaling_method::longrope, {1, 2}, 0, {}, {}}, 2048),
                     Catch::Contains("expected 4 values"));
-  CHECK_THROWS_WITH(make_frequencies(c, {scaling_method::pi, {1, 2, 3, 4}, 0, {}}, 2048),
+  CHECK_THROWS_WITH(make_frequencies(c, {scaling_method::pi, {1, 2, 3, 4}, 0, {}, {}}, 2048),
                     Catch::Contains("only the longrope method"));
   CHECK_THROWS_WITH(parse_scaling_method("rope"), Catch::Contains("none, pi, ntk, yarn or longrope"));
   CHECK(parse_scaling_method("yarn") == scaling_method::yarn);
