@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <longrope/io.hpp>
 #include <llama2c/extension.hpp>
 #include <llama2c/longrope2_extension.hpp>
 #include <llama2c/model_files.hpp>
@@ -68,11 +69,7 @@ int main(int argc, char** argv) {
     const auto& files = *found;
     const auto ck = llama2c::load_checkpoint(files.checkpoint);
     const auto tok = llama2c::tokenizer::load(files.tokenizer, ck.config.vocab_size);
-    std::ifstream in(text_path, std::ios::binary);
-    if (!in) throw std::runtime_error(text_path + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const auto stream = tok.encode(ss.str(), false, false);
+    const auto stream = tok.encode(longrope::read_file(text_path), false, false);
     const llama2c::transformer<float> model(ck);
     const auto& mc = ck.config;
     const std::int64_t held_out = 60000;  // first held-out text token

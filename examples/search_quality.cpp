@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <llama2c/checkpoint.hpp>
 #include <llama2c/tokenizer.hpp>
 #include <llama2c/transformer.hpp>
@@ -31,11 +32,7 @@
 namespace {
 
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return longrope::read_file(path);
 }
 
 struct optimizer {

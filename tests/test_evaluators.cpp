@@ -248,9 +248,9 @@ TEST_CASE("bad command lines and replies get one clear error line", "[evaluators
       {with({"search", "--evaluator", evaluator(), "--eval-timeout", "-1"}), "--eval-timeout: must be >= 0"},
       {{"search", "--evaluator", evaluator(), "--config", config_file()}, "missing required option --context"},
       {{"search", "--evaluator", evaluator(), "--resume", state.string(), "--seed", "3"}, "come from the checkpoint"},
-      {{"search", "--evaluator", evaluator(), "--resume", state.string()}, "cannot open"},
+      {{"search", "--evaluator", evaluator(), "--resume", state.string()}, "cannot read " + state.string() + ": No such file"},
       {with({"search", "--evaluator", "exit 3"}), "every evaluator slot failed to start"},
-      {{"tell", "--state", state.string(), "--replies", rep.string()}, "cannot open"},
+      {{"tell", "--state", state.string(), "--replies", rep.string()}, "cannot read " + state.string() + ": No such file"},
   };
   for (const auto& c : cases) {
     const auto r = longrope_test::run_cli(c.args);

@@ -20,7 +20,7 @@ using longrope_test::run_cli;
 using longrope_test::slurp;
 
 namespace {
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+using longrope_test::one_line;
 }  // namespace
 
 TEST_CASE("finetune rejects bad input with one line on stderr", "[train][cli]") {
@@ -47,8 +47,8 @@ TEST_CASE("finetune rejects bad input with one line on stderr", "[train][cli]") 
       {{"--context", "64", "--out", "o", "--temperature", "1"}, "--temperature needs --sampled"},
       {{"--context", "64", "--out", "o", "--factors-file", bad_json}, "rescale_factors must hold finite numbers"},
       {{"--context", "64", "--out", "o", "--factors-file", not_json}, "not valid JSON"},
-      {{"--context", "64", "--out", "o", "--factors-file", "/nonexistent.json"}, "cannot open"},
-      {{"--context", "64", "--out", "o"}, "m: cannot open"},
+      {{"--context", "64", "--out", "o", "--factors-file", "/nonexistent.json"}, "cannot read /nonexistent.json: No such file"},
+      {{"--context", "64", "--out", "o"}, "cannot read m: No such file"},
   };
   for (const auto& c : cases) {
     auto args = base;

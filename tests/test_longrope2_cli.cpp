@@ -21,7 +21,7 @@
 using nlohmann::json;
 
 namespace {
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+using longrope_test::one_line;
 }  // namespace
 
 TEST_CASE("search --method longrope2 rejects bad input", "[longrope2][cli]") {

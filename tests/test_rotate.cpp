@@ -695,7 +695,8 @@ TEST_CASE("int32 positions rotate exactly as int64 ones, on every ISA", "[rotate
   for_each_isa([] {
     for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
       const auto f = make_freqs(64, 64, layout, 4096);
-      const std::int64_t p64[] = {0, 1, 4095, 4096, 100000, 2147483647};
+      // The largest position is the bound of angles below 2^29 rad (theta_0 = 1 rad per token).
+      const std::int64_t p64[] = {0, 1, 4095, 4096, 100000, (std::int64_t{1} << 29) - 1};
       std::int32_t p32[6];
       for (int i = 0; i < 6; ++i) p32[i] = static_cast<std::int32_t>(p64[i]);
       std::mt19937 rng(7);

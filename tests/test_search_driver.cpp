@@ -362,7 +362,9 @@ TEST_CASE("checkpoint JSON: exact round trip and clear errors") {
   broken([](nlohmann::json& k) { k["rng"][1] = "12"; }, "rng[1]");
   broken([](nlohmann::json& k) { k["pending"][0][1][0] = 100000; }, "checkpoint.pending");
   broken([](nlohmann::json& k) { k["population"][0][1] = 123.0; }, "score differs from the cache");
-  broken([](nlohmann::json& k) { k["evaluations"] = 3; }, "checkpoint.evaluations");
+  // generation_evaluations must stay within evaluations (checked on load), so the
+  // driver's own consistency check (evaluations vs the cache) is what fires.
+  broken([](nlohmann::json& k) { k["evaluations"] = 3; k["generation_evaluations"] = 0; }, "checkpoint.evaluations");
   broken([](nlohmann::json& k) { k["status"] = "paused"; }, "unknown status");
   broken([](nlohmann::json& k) { k["options"]["mutation"] = "wild"; }, "options.mutation");
   broken([](nlohmann::json& k) { k["cache"][0][1] = "big"; }, "cache[0][1]");

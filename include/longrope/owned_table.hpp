@@ -92,7 +92,7 @@ class owned_table {
                             std::to_string(range.end) + ")");
     }
     if (range.size() > 0 && range.end - 1 > f.max_position()) {
-      detail::argument_fail("owned_table: position " + std::to_string(range.end - 1) + " gives angles above 2^50 rad");
+      detail::argument_fail("owned_table: position " + std::to_string(range.end - 1) + " gives angles above 2^29 rad (rope_frequencies::max_angle)");
     }
     const auto rows = static_cast<std::ptrdiff_t>(range.size());
     reserve(rows, f.pairs());

@@ -60,4 +60,17 @@ inline cli_result run_cli(const std::vector<std::string>& args) {
   return r;
 }
 
+/// True when s is exactly one line (one '\n', at its end): a CLI error before any progress.
+inline bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
+/// True when the error is one line: the last line of s, and the only one
+/// holding "error:" (progress lines may come before it on stderr).
+inline bool one_error_line(const std::string& s) {
+  if (s.empty() || s.back() != '\n') return false;
+  const std::size_t prev = s.rfind('\n', s.size() - 2);  // npos: s is one line
+  const std::size_t last_line = prev == std::string::npos ? 0 : prev + 1;
+  const std::size_t e = s.find("error:");
+  return e != std::string::npos && e >= last_line && s.find("error:", e + 1) == std::string::npos;
+}
+
 }  // namespace longrope_test

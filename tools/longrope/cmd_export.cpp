@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/export.hpp>
 
 #include "cli_args.hpp"
@@ -35,11 +36,7 @@ const char* const kExportHelp =
     "  --out FILE             where to write the config\n";
 
 std::string slurp_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw longrope::error("longrope.io", path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return longrope::read_file(path);  // "X is a directory" / "cannot read X: <errno text>"
 }
 
 nlohmann::ordered_json parse_file(const std::string& path, const std::string& text) {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/frequencies.hpp>
 #include <longrope/gguf.hpp>
 #include <longrope/json.hpp>
@@ -56,11 +57,7 @@ nlohmann::json value_json(const longrope::gguf_value& v) {
 }
 
 std::vector<double> result_factors(const std::string& path, std::int64_t& n_hat) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw longrope::error("longrope.io", path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  const auto j = nlohmann::json::parse(longrope::read_file(path), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("rescale_factors") || !j["rescale_factors"].is_array()) {
     throw longrope::error("longrope.json", path + ": rescale_factors: missing (expected what `longrope search --out` writes)");
   }

@@ -55,10 +55,9 @@ inline const char* const kScalingHelp =
 
 /// Reads a JSON file (std::invalid_argument naming it when unreadable or malformed).
 inline nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(path + ": cannot open for reading");
+  const std::string text = longrope::read_file(path);  // "X is a directory" / "cannot read X: <errno text>"
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }

@@ -1,6 +1,8 @@
 // search_state.hpp: targets from a config.json, the state file.
 #include "search_state.hpp"
 
+#include <longrope/io.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -105,26 +107,11 @@ void save_state(const std::string& path, const longrope::evolutionary_search& s,
                        {"original_length", t.target.original_length},
                        {"scale", t.target.scale},
                        {"attention_factor", t.attention_factor}};
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) LONGROPE_THROW("longrope.io", "cannot open " + tmp + " for writing");
-    out << j.dump() << '\n';
-    out.flush();
-    if (!out) LONGROPE_THROW("longrope.io", "write to " + tmp + " failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    LONGROPE_THROW("longrope.io", "cannot rename " + tmp + " to " + path);
-  }
+  longrope::write_file_atomic(path, j.dump() + "\n");  // fsync'd, atomic (io.hpp)
 }
 
 longrope::evolutionary_search load_state(const std::string& path, external_target& t) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) LONGROPE_THROW("longrope.io", "cannot open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  const nlohmann::json j = nlohmann::json::parse(longrope::read_file(path), nullptr, false);
   if (j.is_discarded() || !j.is_object()) LONGROPE_THROW("longrope.json", path + ": not a JSON object");
   const auto it = j.find("longrope_cli");
   if (it == j.end() || !it->is_object()) {

@@ -129,8 +129,8 @@ void rotate_entry(const rope_frequencies& f, const table_ref_t<identity_t<TT>>* 
   if (tokens.size() == 0 || q.out.batch == 0) return;
   if (pos.empty()) argument_fail(rot_msg(fn, "null positions"));
   if (pos.batch_stride < 0) argument_fail(rot_msg(fn, "positions.batch_stride is negative"));
-  // Angles p * f_i must stay below 2^50 rad for the range reductions (scalar
-  // mod 2 pi, vector mod pi/2 with a 2^52 rounding constant) to be meaningful;
+  // Angles p * f_i must stay below rope_frequencies::max_angle (2^29 rad), where
+  // the double angle keeps float accuracy (far inside the reductions' range);
   // rope_frequencies precomputes the matching position bound.
   const std::int64_t max_position = f.max_position();
   for (std::ptrdiff_t b = 0; b < q.out.batch; ++b) {
@@ -142,7 +142,7 @@ void rotate_entry(const rope_frequencies& f, const table_ref_t<identity_t<TT>>* 
       }
       if (p > max_position) {
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) + ", token " +
-                                      std::to_string(t) + ") gives angles above 2^50 rad"));
+                                      std::to_string(t) + ") gives angles above 2^29 rad (rope_frequencies::max_angle)"));
       }
       if (tab != nullptr && (p < tab->first_position || p - tab->first_position >= tab->cos.rows)) {
         argument_fail(rot_msg(fn, "position " + std::to_string(p) + " of (batch " + std::to_string(b) +

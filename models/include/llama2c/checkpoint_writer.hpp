@@ -45,20 +45,10 @@ inline void put_f32(std::vector<unsigned char>& b, const std::vector<float>& v) 
   }
 }
 
-/// Writes bytes to path via path.tmp + rename.
+/// Writes bytes to path durably and atomically (longrope/io.hpp: tmp file,
+/// fsync, rename, fsync of the directory).
 inline void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) io_fail(path, "cannot open for writing");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) io_fail(path, "write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    io_fail(path, "cannot rename " + tmp + " into place");
-  }
+  longrope::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace detail
