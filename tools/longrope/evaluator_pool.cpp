@@ -38,6 +38,13 @@ void install_interrupt_handlers() {
   sa.sa_flags = 0;  // no SA_RESTART: poll/sleep return EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A parent may have started us with them blocked (then they would never
+  // arrive); one already pending is delivered now, to the handler.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 enum class child_state { dead, greeting, idle, busy, given_up };

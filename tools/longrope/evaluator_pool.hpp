@@ -21,7 +21,8 @@ namespace longrope_cli {
 /// Set by the SIGINT/SIGTERM handler of install_interrupt_handlers(); the
 /// transports check it while waiting and throw interrupted.
 extern volatile std::sig_atomic_t g_interrupt_signal;
-/// SIGINT and SIGTERM set g_interrupt_signal (no SA_RESTART, so waits return).
+/// SIGINT and SIGTERM set g_interrupt_signal (no SA_RESTART, so waits return);
+/// unblocks both, so one pending since before exec is delivered here.
 void install_interrupt_handlers();
 
 /// Thrown from a wait when a SIGINT/SIGTERM arrived (signal number inside).
