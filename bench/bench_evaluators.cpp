@@ -54,13 +54,21 @@ void BM_pool_pipes(benchmark::State& st) {
   longrope_cli::pool_options o;
   o.command = std::string(LONGROPE_CLI_PATH) + " evaluate --synthetic";
   o.children = static_cast<int>(st.range(0));
+  o.max_pipeline = static_cast<int>(st.range(1));  // 1: one request per round trip (the naive baseline)
   longrope_cli::process_pool pool(o);
   const auto reqs = batch();
   pool.evaluate(reqs);  // start the children outside the timing
   for (auto _ : st) benchmark::DoNotOptimize(pool.evaluate(reqs));
   st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(reqs.size()));
 }
-BENCHMARK(BM_pool_pipes)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_pool_pipes)
+    ->ArgNames({"children", "pipeline"})
+    ->Args({1, 1})
+    ->Args({1, 64})
+    ->Args({3, 1})
+    ->Args({3, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 std::unique_ptr<longrope_cli::evaluator_transport> g_mpi;
 

@@ -121,6 +121,8 @@ bool read_protocol_line(std::istream& in, std::string& line);
 /// shutdown or end of input. A malformed message is answered with
 /// {"id":0,"error":...} when it is not a hello/evaluate at all, and ends the
 /// loop with a thrown "longrope.protocol" error when it breaks the framing.
+/// Flushes after each reply unless the next request is already buffered in
+/// `in` (a coordinator pipelining requests then gets their replies in one write).
 int serve_evaluator(std::istream& in, std::ostream& out, const std::function<double(const eval_request&)>& f,
                     const std::string& name = "longrope");
 
@@ -363,8 +365,11 @@ inline int serve_evaluator(std::istream& in, std::ostream& out, const std::funct
     } catch (const std::exception& e) {
       r.error = e.what();
     }
-    out << encode_reply(r) << std::flush;
+    out << encode_reply(r);
+    // Pipelined requests already buffered: their replies share one write.
+    if (in.rdbuf() == nullptr || in.rdbuf()->in_avail() <= 0) out.flush();
   }
+  out.flush();
   return 0;
 }
 
