@@ -34,6 +34,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -250,7 +251,7 @@ inline std::string encode_shutdown() { return "{\"type\":\"shutdown\"}\n"; }
 
 inline eval_message decode_message(const std::string& line) {
   using namespace detail;
-  const auto j = protocol_parse(line);
+  auto j = protocol_parse(line);
   const std::string type = protocol_type(j);
   eval_message m;
   if (type == "hello") {
@@ -271,7 +272,9 @@ inline eval_message decode_message(const std::string& line) {
     }
     r.factors.reserve(f.size());
     for (std::size_t i = 0; i < f.size(); ++i) {
-      const double x = protocol_finite(f[i], "factors[" + std::to_string(i) + "]");
+      // The element's name is only built on failure (no allocation per factor).
+      const double x = f[i].is_number() ? f[i].get<double>() : 0.0;
+      if (!f[i].is_number() || !std::isfinite(x)) protocol_finite(f[i], "factors[" + std::to_string(i) + "]");
       if (!(x > 0.0)) protocol_fail("factors[" + std::to_string(i) + "]: must be > 0");
       r.factors.push_back(x);
     }
@@ -284,7 +287,7 @@ inline eval_message decode_message(const std::string& line) {
     const auto it = j.find("rope_scaling");
     if (it != j.end()) {
       if (!it->is_object()) protocol_fail("rope_scaling: expected an object");
-      r.rope_scaling = *it;
+      r.rope_scaling = std::move(*it);  // moved, not copied: j is not used after this
     }
   } else {
     protocol_fail("type: unknown message type \"" + type.substr(0, 40) + "\"");
