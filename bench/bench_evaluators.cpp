@@ -50,17 +50,51 @@ void BM_protocol_encode_decode(benchmark::State& st) {
 }
 BENCHMARK(BM_protocol_encode_decode)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The split of the in-process cost: what the coordinator pays per request
+// (encode) and what an evaluator pays to read it (decode_message).
+void BM_protocol_encode_request(benchmark::State& st) {
+  const auto reqs = batch();
+  std::size_t bytes = 0;
+  for (auto _ : st) {
+    for (const auto& r : reqs) bytes += longrope::encode_request(r).size();
+  }
+  benchmark::DoNotOptimize(bytes);
+  st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(reqs.size()));
+  st.counters["bytes_per_request"] = static_cast<double>(bytes) / static_cast<double>(st.iterations() * reqs.size());
+}
+BENCHMARK(BM_protocol_encode_request)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_protocol_decode_request(benchmark::State& st) {
+  std::vector<std::string> lines;
+  for (const auto& r : batch()) lines.push_back(longrope::encode_request(r));
+  double sum = 0;
+  for (auto _ : st) {
+    for (const auto& l : lines) sum += longrope::decode_message(l).request.factors[0];
+  }
+  benchmark::DoNotOptimize(sum);
+  st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(lines.size()));
+}
+BENCHMARK(BM_protocol_decode_request)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_pool_pipes(benchmark::State& st) {
   longrope_cli::pool_options o;
   o.command = std::string(LONGROPE_CLI_PATH) + " evaluate --synthetic";
   o.children = static_cast<int>(st.range(0));
+  o.max_pipeline = static_cast<int>(st.range(1));  // 1: one request per round trip (the naive baseline)
   longrope_cli::process_pool pool(o);
   const auto reqs = batch();
   pool.evaluate(reqs);  // start the children outside the timing
   for (auto _ : st) benchmark::DoNotOptimize(pool.evaluate(reqs));
   st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(reqs.size()));
 }
-BENCHMARK(BM_pool_pipes)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_pool_pipes)
+    ->ArgNames({"children", "pipeline"})
+    ->Args({1, 1})
+    ->Args({1, 64})
+    ->Args({3, 1})
+    ->Args({3, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 std::unique_ptr<longrope_cli::evaluator_transport> g_mpi;
 

@@ -8,6 +8,7 @@
 // all bit-identical (final checkpoints compared: population, cache, rng).
 // [stories]: the numpy evaluator and the C++ double-forward evaluator drive a
 // stories260K search to the same factors. POSIX only.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "run_cli.hpp"
 #include "shared_data.hpp"
 #include "synthetic_fitness.hpp"
+#include "tiny_model.hpp"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -276,6 +278,133 @@ TEST_CASE("bad command lines and replies get one clear error line", "[evaluators
   }
   fs::remove(state);
   fs::remove(rep);
+}
+
+namespace {
+
+// The in-process model search on a tiny model (2 pairs, 64-token windows: milliseconds).
+std::vector<std::string> model_search_args() {
+  static const auto model = longrope_test::write_tiny_model("longrope_test_eval_model", 8, 1.0f);
+  static const auto tok = longrope_test::write_tokenizer("longrope_test_eval_tok", {"<unk>", "<s>", "</s>", " ", "a", "b", "c", "d"});
+  static const std::string text = [] {
+    const auto p = tmp("text.txt");
+    std::string t;
+    std::uint32_t x = 12345;
+    for (int i = 0; i < 800; ++i) {
+      x = x * 1103515245u + 12345u;
+      t += static_cast<char>('a' + (x >> 16) % 4);
+    }
+    std::ofstream(p) << t;
+    return p.string();
+  }();
+  return {"search", "--model", model, "--tokenizer", tok, "--text", text, "--context", "64", "--windows", "2",
+          "--validation-windows", "1", "--population", "8", "--mutations", "4", "--crossovers", "4", "--topk", "4",
+          "--iterations", "5", "--seed", "7", "--threads", "2"};
+}
+
+// Runs the CLI with `sig` already pending (blocked before exec): the CLI's
+// handlers unblock it, so the search stops after the first generation it
+// scores, every time (no sleeps, no race).
+longrope_test::cli_result run_cli_interrupted(int sig, const std::vector<std::string>& args) {
+  const auto out = tmp("sig.out"), err = tmp("sig.err");
+  std::vector<std::string> argv_s{kCli};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    raise(sig);  // pending until the CLI unblocks it
+    const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(126);
+    execv(kCli.c_str(), argv.data());
+    _exit(127);
+  }
+  longrope_test::cli_result r;
+  int status = 0;
+  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.status = WEXITSTATUS(status);
+  r.out = longrope_test::slurp(out);
+  r.err = longrope_test::slurp(err);
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+// A result or checkpoint without the clock (and the thread count, which never changes a result).
+json timeless(json j) {
+  j.erase("seconds");
+  j.erase("elapsed_seconds");
+  if (j.contains("options")) j["options"].erase("threads");
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uninterrupted result", "[evaluators]") {
+  const auto args = model_search_args();
+  const auto ref_cp = tmp("model_ref.json"), cp = tmp("model_cp.json");
+  fs::remove(cp);
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const auto ref = longrope_test::run_cli(with({"--checkpoint", ref_cp.string()}));
+  INFO(ref.err);
+  REQUIRE(ref.status == 0);
+  const json ref_out = json::parse(ref.out);
+  REQUIRE(ref_out.at("stop_reason") == "iterations");
+  REQUIRE(ref_out.at("iterations") == 5);
+  // --checkpoint does not change the search.
+  const auto plain = longrope_test::run_cli(args);
+  REQUIRE(plain.status == 0);
+  CHECK(timeless(json::parse(plain.out)) == timeless(ref_out));
+
+  // SIGINT during generation 0: the state after it is saved, the best so far printed, exit 130.
+  const auto a = run_cli_interrupted(SIGINT, with({"--checkpoint", cp.string()}));
+  INFO(a.err);
+  REQUIRE(a.status == 128 + SIGINT);
+  CHECK_THAT(a.err, Catch::Contains("interrupted by signal 2"));
+  CHECK_THAT(a.err, Catch::Contains("best so far"));
+  CHECK(json::parse(a.out).at("stop_reason") == "interrupted");
+  CHECK(read_json(cp).at("status") == "running");
+  CHECK(read_json(cp).at("iteration") == 0);
+  // SIGTERM while resuming (other --threads): one more generation, exit 143.
+  const auto b = run_cli_interrupted(SIGTERM, with({"--resume", cp.string(), "--threads", "1"}));
+  INFO(b.err);
+  REQUIRE(b.status == 128 + SIGTERM);
+  CHECK_THAT(b.err, Catch::Contains("resumed"));
+  CHECK(read_json(cp).at("iteration") == 1);
+  // Resumed to the end: the uninterrupted result, and the same final state.
+  const auto c = longrope_test::run_cli(with({"--resume", cp.string()}));
+  INFO(c.err);
+  REQUIRE(c.status == 0);
+  CHECK(timeless(json::parse(c.out)) == timeless(ref_out));
+  CHECK(timeless(read_json(cp)) == timeless(read_json(ref_cp)));
+
+  // A resume with another search, or by the external path, is refused in one line.
+  for (const auto& [extra, expect] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--resume", cp.string(), "--seed", "8"}, "written for another search: options.seed"},
+           {{"--resume", cp.string(), "--windows", "3"}, "written for another search: settings.windows"},
+           {{"--resume", ref_cp.string(), "--no-n-hat"}, "written for another search: space"}}) {
+    const auto r = longrope_test::run_cli(with(extra));
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(longrope_test::one_error_line(r.err));
+    CHECK_THAT(r.err, Catch::Contains(expect));
+  }
+  const auto ext = longrope_test::run_cli({"search", "--resume", cp.string(), "--evaluator", evaluator()});
+  CHECK(ext.status == 1);
+  CHECK_THAT(ext.err, Catch::Contains("written by `longrope search --model`"));
+  const auto model_on_ext = longrope_test::run_cli(with({"--resume", config_file()}));
+  CHECK(model_on_ext.status == 1);
+  CHECK_THAT(model_on_ext.err, Catch::Contains("longrope_cli: missing"));
+  fs::remove(cp);
+  fs::remove(ref_cp);
 }
 
 #ifdef LONGROPE_MPIEXEC

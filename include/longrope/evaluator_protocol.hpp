@@ -34,6 +34,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -121,6 +122,8 @@ bool read_protocol_line(std::istream& in, std::string& line);
 /// shutdown or end of input. A malformed message is answered with
 /// {"id":0,"error":...} when it is not a hello/evaluate at all, and ends the
 /// loop with a thrown "longrope.protocol" error when it breaks the framing.
+/// Flushes after each reply unless the next request is already buffered in
+/// `in` (a coordinator pipelining requests then gets their replies in one write).
 int serve_evaluator(std::istream& in, std::ostream& out, const std::function<double(const eval_request&)>& f,
                     const std::string& name = "longrope");
 
@@ -248,7 +251,7 @@ inline std::string encode_shutdown() { return "{\"type\":\"shutdown\"}\n"; }
 
 inline eval_message decode_message(const std::string& line) {
   using namespace detail;
-  const auto j = protocol_parse(line);
+  auto j = protocol_parse(line);
   const std::string type = protocol_type(j);
   eval_message m;
   if (type == "hello") {
@@ -269,7 +272,9 @@ inline eval_message decode_message(const std::string& line) {
     }
     r.factors.reserve(f.size());
     for (std::size_t i = 0; i < f.size(); ++i) {
-      const double x = protocol_finite(f[i], "factors[" + std::to_string(i) + "]");
+      // The element's name is only built on failure (no allocation per factor).
+      const double x = f[i].is_number() ? f[i].get<double>() : 0.0;
+      if (!f[i].is_number() || !std::isfinite(x)) protocol_finite(f[i], "factors[" + std::to_string(i) + "]");
       if (!(x > 0.0)) protocol_fail("factors[" + std::to_string(i) + "]: must be > 0");
       r.factors.push_back(x);
     }
@@ -282,7 +287,7 @@ inline eval_message decode_message(const std::string& line) {
     const auto it = j.find("rope_scaling");
     if (it != j.end()) {
       if (!it->is_object()) protocol_fail("rope_scaling: expected an object");
-      r.rope_scaling = *it;
+      r.rope_scaling = std::move(*it);  // moved, not copied: j is not used after this
     }
   } else {
     protocol_fail("type: unknown message type \"" + type.substr(0, 40) + "\"");
@@ -363,8 +368,11 @@ inline int serve_evaluator(std::istream& in, std::ostream& out, const std::funct
     } catch (const std::exception& e) {
       r.error = e.what();
     }
-    out << encode_reply(r) << std::flush;
+    out << encode_reply(r);
+    // Pipelined requests already buffered: their replies share one write.
+    if (in.rdbuf() == nullptr || in.rdbuf()->in_avail() <= 0) out.flush();
   }
+  out.flush();
   return 0;
 }
 

@@ -86,6 +86,17 @@ class option_parser {
     return get_double(name).value_or(fallback);
   }
 
+  /// A bounded integer option: its value (fallback when absent) in [lo, hi],
+  /// else std::invalid_argument "NAME: must be in [lo, hi], got V".
+  int small_int(const std::string& name, std::int64_t fallback, std::int64_t lo, std::int64_t hi = 1000000) const {
+    const std::int64_t v = int_or(name, fallback);
+    if (v < lo || v > hi) {
+      throw std::invalid_argument(name + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                                  std::to_string(v));
+    }
+    return static_cast<int>(v);
+  }
+
   /// Strict integer: the whole string, base 10, in range.
   static std::int64_t parse_int(const std::string& s, const std::string& what) {
     if (s.empty()) throw std::invalid_argument(what + ": expected an integer, got ''");
@@ -128,5 +139,23 @@ class option_parser {
   std::set<std::string> flags_;
   bool help_ = false;
 };
+
+/// The evolutionary search's shape: P, N1, N2, k, T.
+struct generation_flags {
+  int population = 64, mutations = 16, crossovers = 16, top_k = 32, iterations = 40;
+};
+
+/// Reads --population P (>= 1), --mutations N1, --crossovers N2 (>= 0), --topk K
+/// (>= 1) and --iterations T (>= 0), each at most 1000000, defaulting to d's
+/// (the paper's values by default). Throws std::invalid_argument naming the flag.
+inline generation_flags read_generation_flags(const option_parser& opt, const generation_flags& d = {}) {
+  generation_flags g;
+  g.population = opt.small_int("--population", d.population, 1);
+  g.mutations = opt.small_int("--mutations", d.mutations, 0);
+  g.crossovers = opt.small_int("--crossovers", d.crossovers, 0);
+  g.top_k = opt.small_int("--topk", d.top_k, 1);
+  g.iterations = opt.small_int("--iterations", d.iterations, 0);
+  return g;
+}
 
 }  // namespace longrope_cli

@@ -172,8 +172,11 @@ int cmd_evaluate(const args& a) {
       rep.fitness.reset();
       rep.error = "fitness is not finite";
     }
-    std::cout << longrope::encode_reply(rep) << std::flush;
+    std::cout << longrope::encode_reply(rep);
+    // Requests the coordinator pipelined are already buffered: one write for their replies.
+    if (std::cin.rdbuf()->in_avail() <= 0) std::cout.flush();
   }
+  std::cout.flush();
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -21,6 +22,8 @@
 #include "cmd_model.hpp"
 #include "cmd_search_longrope2.hpp"
 #include "commands.hpp"
+#include "evaluator_pool.hpp"
+#include "model_search_state.hpp"
 #include "search_defaults.hpp"
 
 namespace longrope_cli {
@@ -32,6 +35,7 @@ const char* const kSearchHelp =
     "                       [--crossovers N2] [--topk K] [--iterations T] [--seed S] [--threads J]\n"
     "                       [--no-n-hat] [--lambda-max X] [--max-seconds S] [--out FILE]\n"
     "                       [--optimizer O] [--budget B] [--validation-windows V] [--validation-patience G]\n"
+    "                       [--checkpoint FILE] [--resume FILE]\n"
     "\n"
     "Searches per-pair rescale factors lambda_i (non-decreasing, grid 0.01 in [1, 1.25 s],\n"
     "s = N / trained length) and n_hat minimising the perplexity of W windows of N tokens\n"
@@ -65,20 +69,32 @@ const char* const kSearchHelp =
     "  --budget B         search evaluations at most (0: none; validation comes on top)\n"
     "  --validation-windows V  windows the final choice is made on (default 2; 0: none)\n"
     "  --validation-patience G stop after G generations without a validation gain (0: off)\n"
+    "  --checkpoint FILE  write the whole state here (atomically) at the start and after each\n"
+    "                     generation; SIGINT/SIGTERM stop after the generation being scored,\n"
+    "                     write it, print the best so far and exit 130/143\n"
+    "  --resume FILE      continue FILE's search bit-identically: give the same command line\n"
+    "                     (model, text, options; --threads may differ); keeps checkpointing\n"
+    "                     to FILE unless --checkpoint names another\n"
     "A sidecar M.json written by `finetune` beside the model adds its factors as a seed.\n"
     "\n"
     "--method longrope2 runs LongRoPE2 instead (longrope search --method longrope2 --help).\n";
+bool gives_model(const args& a) {
+  for (const auto& s : a) {
+    if (s == "--model" || s.rfind("--model=", 0) == 0) return true;
+  }
+  return false;
+}
 }  // namespace
 
 int cmd_search(const args& a) {
   if (is_longrope2_search(a)) return cmd_search_longrope2(a);
-  // --evaluator / --mpi / --config / --resume: external evaluators (cmd_external.cpp).
-  if (wants_external_search(a)) return cmd_search_external(a);
+  // --evaluator / --mpi / --config / --resume without --model: external evaluators (cmd_external.cpp).
+  if (wants_external_search(a) && !gives_model(a)) return cmd_search_external(a);
   const option_parser opt(a, model_options({"--text", "--tokens", "--context", "--windows", "--first-window",
                                             "--population", "--mutations", "--crossovers", "--topk", "--iterations",
                                             "--seed", "--threads", "--lambda-max", "--max-seconds", "--out",
                                             kSearchTuningFlags[0], kSearchTuningFlags[1], kSearchTuningFlags[2],
-                                            kSearchTuningFlags[3]}),
+                                            kSearchTuningFlags[3], "--checkpoint", "--resume"}),
                           {"--no-n-hat"});
   if (opt.help()) {
     std::fputs(kSearchHelp, stdout);
@@ -90,17 +106,9 @@ int cmd_search(const args& a) {
   if (windows < 1) throw std::invalid_argument("--windows: must be >= 1");
   const std::int64_t first = opt.int_or("--first-window", 0);
   if (first < 0) throw std::invalid_argument("--first-window: must be >= 0");
-  auto small_int = [&](const char* name, std::int64_t fallback, std::int64_t lo) {
-    const std::int64_t v = opt.int_or(name, fallback);
-    if (v < lo || v > 1000000) {
-      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", 1000000], got " +
-                                  std::to_string(v));
-    }
-    return static_cast<int>(v);
-  };
   llama2c::validated_options vo;
   std::int64_t validation_windows = 0;
-  apply_search_setup(opt, small_int, vo, validation_windows);
+  apply_search_setup(opt, vo, validation_windows);
   llama2c::extension_options& eo = vo.extension;
   eo.context = context;
   const std::int64_t threads = opt.int_or("--threads", 0);
@@ -119,6 +127,8 @@ int cmd_search(const args& a) {
   const auto out_path = opt.get("--out");
 
   const loaded_model m = load_model(opt);
+  const std::string model_bytes = (opt.has("--checkpoint") || opt.has("--resume"))
+                                      ? longrope::read_file(opt.required("--model")) : std::string();
   // A fine-tuned model's sidecar (finetune): its LongRoPE factors seed the search.
   if (const std::string side = sidecar_path(opt.required("--model")); std::ifstream(side).good()) {
     const nlohmann::json j = read_json_file(side);
@@ -146,14 +156,44 @@ int cmd_search(const args& a) {
   std::fprintf(stderr, "search: context %lld (scale %.3g), %lld window(s), population %d, %d iterations\n",
                static_cast<long long>(context), static_cast<double>(context) / m.ck.config.seq_len,
                static_cast<long long>(windows), eo.search.population, eo.search.iterations);
+  // --checkpoint / --resume: the CLI's one state format (model_search_state.hpp).
+  const external_target target{llama2c::search_target_for(m.ck.config, context), eo.attention_factor.value_or(1.0)};
+  nlohmann::json settings = {{"context", context},
+                             {"windows", windows},
+                             {"first_window", opt.has("--first-window") ? nlohmann::json(first) : nlohmann::json()},
+                             {"validation_windows", validation_windows},
+                             {"validation_patience", vo.validation_patience},
+                             {"validate_top", vo.validate_top},
+                             {"model_fnv1a", fnv1a_hex(model_bytes.data(), model_bytes.size())},
+                             {"model_seq_len", m.ck.config.seq_len},
+                             {"windows_fnv1a", windows_fingerprint(split.train, split.validation)},
+                             {"seeds", nlohmann::json::array()}};
+  for (const auto& sd : eo.seeds) settings["seeds"].push_back({{"factors", sd.factors}, {"n_hat", sd.n_hat}});
+  std::optional<std::string> checkpoint = opt.get("--checkpoint");
+  std::optional<llama2c::validated_checkpoint> resumed;
+  if (const auto resume = opt.get("--resume")) {
+    longrope::search_checkpoint fresh;
+    fresh.space = llama2c::space_config_for(m.ck.config, eo);
+    fresh.options = eo.search;
+    resumed = load_model_search(*resume, fresh, settings, eo.search.threads);
+    if (!checkpoint) checkpoint = *resume;
+    std::fprintf(stderr, "search: resumed %s at generation %d, %lld evaluations\n", resume->c_str(),
+                 resumed->search.iteration, static_cast<long long>(resumed->search.evaluations));
+  }
+  if (checkpoint || resumed) install_interrupt_handlers();  // the search stops after the generation in flight
+  llama2c::validated_checkpoint_callback save;
+  if (checkpoint) {
+    save = [&](const llama2c::validated_checkpoint& cp) { save_model_search(*checkpoint, cp, target, settings); };
+  }
   const auto v = llama2c::search_factors_validated(model, split.train, split.validation, vo,
                                                   [](const longrope::search_progress& p) {
     std::fprintf(stderr, "search: generation %d/%d  best perplexity %.5f  %lld evaluations  %.1f s", p.iteration,
                  p.iterations, p.best_score, static_cast<long long>(p.evaluations), p.elapsed_seconds);
     if (std::isfinite(p.seconds_left)) std::fprintf(stderr, "  ~%.0f s left", p.seconds_left);
     std::fputc('\n', stderr);
-    return true;
-  });
+    return g_interrupt_signal == 0;
+  }, resumed ? &*resumed : nullptr, save);
+  const int signal = g_interrupt_signal;
   const llama2c::extension_result& r = v.extension;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& [name, value] : {std::pair<const char*, double>{"best", r.search.best_score}, {"none", r.baselines.none},
@@ -194,6 +234,15 @@ int cmd_search(const args& a) {
   out["seed"] = seed;
   out["original_max_position_embeddings"] = m.ck.config.seq_len;
   out["rope_scaling"] = longrope::to_rope_scaling_json(r.rope);
+  if (signal != 0) {  // interrupted: the best so far, the state in the checkpoint
+    out["stop_reason"] = "interrupted";
+    std::printf("%s\n", out.dump(2).c_str());
+    std::fprintf(stderr, "search: interrupted by signal %d after %lld evaluations; best so far perplexity %.9g%s\n",
+                 signal, static_cast<long long>(r.search.evaluations), v.chosen_train,
+                 checkpoint ? ("; resume with the same command and --resume " + *checkpoint).c_str()
+                            : "; no --checkpoint, progress lost");
+    return 128 + signal;
+  }
   const std::string text = out.dump(2);
   std::printf("%s\n", text.c_str());
   if (out_path) {

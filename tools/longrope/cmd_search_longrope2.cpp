@@ -104,23 +104,16 @@ int cmd_search_longrope2(const args& a) {
   if (opt.has("--critical-dim") && opt.has("--critical-dim-range")) {
     throw std::invalid_argument("give --critical-dim or --critical-dim-range, not both");
   }
-  auto small_int = [&](const char* name, std::int64_t fallback, std::int64_t lo) {
-    const std::int64_t v = opt.int_or(name, fallback);
-    if (v < lo || v > 1000000) {
-      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", 1000000], got " +
-                                  std::to_string(v));
-    }
-    return static_cast<int>(v);
-  };
   llama2c::longrope2_extension_options eo;
   eo.context = context;
   auto& so = eo.search.search;
-  so.population = small_int("--population", 64, 1);
-  so.mutations = small_int("--mutations", 16, 0);
-  so.crossovers = small_int("--crossovers", 16, 0);
-  so.top_k = small_int("--topk", 32, 1);
-  so.iterations = small_int("--iterations", 40, 0);
-  so.threads = small_int("--threads", 0, 0);
+  const generation_flags g = read_generation_flags(opt);
+  so.population = g.population;
+  so.mutations = g.mutations;
+  so.crossovers = g.crossovers;
+  so.top_k = g.top_k;
+  so.iterations = g.iterations;
+  so.threads = opt.small_int("--threads", 0, 0);
   const std::int64_t seed = opt.int_or("--seed", 0);
   if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
   so.seed = static_cast<std::uint64_t>(seed);
@@ -135,7 +128,7 @@ int cmd_search_longrope2(const args& a) {
   }
   eo.search_mscale = opt.has("--search-mscale");
   eo.mscale = so;
-  eo.mscale.iterations = small_int("--mscale-iterations", 10, 0);
+  eo.mscale.iterations = opt.small_int("--mscale-iterations", 10, 0);
   eo.mscale_step = opt.double_or("--mscale-step", 0.01);
   if (!(eo.mscale_step > 0.0 && eo.mscale_step <= 1.0)) throw std::invalid_argument("--mscale-step: must be in (0, 1]");
   const std::int64_t windows = opt.int_or("--windows", 2);
@@ -144,7 +137,7 @@ int cmd_search_longrope2(const args& a) {
   if (first < 0 || first > 100000000) throw std::invalid_argument("--first-window: must be >= 0");
   llama2c::needle_options no;
   no.context = context;
-  no.keys = small_int("--needle-keys", 3, 1);
+  no.keys = opt.small_int("--needle-keys", 3, 1);
   if (no.keys > 16) throw std::invalid_argument("--needle-keys: must be in [1, 16]");
   if (const auto d = opt.get("--needle-depths")) no.depths = option_parser::parse_double_list(*d, "--needle-depths");
   const std::int64_t needle_seed = opt.int_or("--needle-seed", 0);

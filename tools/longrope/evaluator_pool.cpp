@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <deque>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -38,9 +41,22 @@ void install_interrupt_handlers() {
   sa.sa_flags = 0;  // no SA_RESTART: poll/sleep return EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A parent may have started us with them blocked (then they would never
+  // arrive); one already pending is delivered now, to the handler.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 enum class child_state { dead, greeting, idle, busy, given_up };
+
+// Requests are pipelined: a child holds up to window() of them (at most
+// pool_options::max_pipeline; answers come back in order, docs/evaluators.md),
+// so a fast evaluator is not held up by a round trip per candidate, while a slow one (the real case: seconds to
+// minutes per candidate) gets one at a time and the children stay balanced.
+constexpr double kQueuedWorkSeconds = 1e-3;  // about this much work queued per child
 
 struct process_pool::child {
   int slot = 0;
@@ -48,10 +64,18 @@ struct process_pool::child {
   int to_child = -1, from_child = -1;
   child_state state = child_state::dead;
   std::string inbuf, outbuf;
-  std::size_t task = 0;  // request index while busy
+  std::deque<std::size_t> inflight;  // request indices sent, oldest (being evaluated) first
   clock_type::time_point deadline{};
+  clock_type::time_point last_answer{};
+  double service_seconds = std::numeric_limits<double>::infinity();  // moving average per answer
   int start_failures = 0;
   std::string name;
+
+  std::size_t window(std::size_t cap) const {
+    if (!(service_seconds < kQueuedWorkSeconds)) return 1;
+    const double w = kQueuedWorkSeconds / std::max(service_seconds, 1e-9);
+    return std::max<std::size_t>(1, std::min(cap, static_cast<std::size_t>(w)));
+  }
 };
 
 process_pool::process_pool(pool_options opt) : opt_(std::move(opt)) {
@@ -109,6 +133,8 @@ void process_pool::start(child& c) {
   set_nonblocking(c.to_child);
   set_nonblocking(c.from_child);
   c.inbuf.clear();
+  c.inflight.clear();
+  c.service_seconds = std::numeric_limits<double>::infinity();
   c.outbuf = longrope::encode_hello_request();
   c.state = child_state::greeting;
   c.deadline = opt_.timeout_seconds > 0
@@ -151,8 +177,12 @@ void process_pool::stop(child& c, bool graceful) {
 void process_pool::fail(child& c, const std::string& why, std::vector<std::size_t>& queue, std::vector<int>& attempts,
                         std::vector<double>& scores, std::vector<char>& done, std::size_t& remaining,
                         const std::vector<longrope::eval_request>& requests) {
-  const bool was_busy = c.state == child_state::busy;
-  const std::size_t task = c.task;
+  const bool was_busy = c.state == child_state::busy && !c.inflight.empty();
+  const std::size_t task = was_busy ? c.inflight.front() : 0;
+  // The oldest request is the one it was evaluating; the others it had not
+  // started go back to the queue without counting as a failed attempt.
+  for (std::size_t i = 1; i < c.inflight.size(); ++i) queue.push_back(c.inflight[i]);
+  c.inflight.clear();
   log("child " + std::to_string(c.slot) + " (pid " + std::to_string(c.pid) + "): " + why + "; restarting");
   stop(c, false);
   ++stats_.restarts;
@@ -193,14 +223,20 @@ std::vector<double> process_pool::evaluate(const std::vector<longrope::eval_requ
     bool any_alive = false;
     for (auto& c : children_) {
       if (c.state == child_state::dead) start(c);
-      if (c.state == child_state::idle && head < queue.size()) {
-        c.task = queue[head++];
-        c.outbuf += longrope::encode_request(requests[c.task]);
+      if ((c.state == child_state::idle || c.state == child_state::busy) && head < queue.size()) {
+        const std::size_t w = c.window(static_cast<std::size_t>(std::clamp(opt_.max_pipeline, 1, 1 << 20)));
+        if (c.inflight.empty() && head < queue.size()) {
+          c.deadline = opt_.timeout_seconds > 0
+                           ? clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                                     std::chrono::duration<double>(opt_.timeout_seconds))
+                           : clock_type::time_point::max();
+          c.last_answer = clock_type::now();
+        }
+        while (c.inflight.size() < w && head < queue.size()) {
+          c.inflight.push_back(queue[head++]);
+          c.outbuf += longrope::encode_request(requests[c.inflight.back()]);  // one write for them all
+        }
         c.state = child_state::busy;
-        c.deadline = opt_.timeout_seconds > 0
-                         ? clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
-                                                   std::chrono::duration<double>(opt_.timeout_seconds))
-                         : clock_type::time_point::max();
       }
       if (c.state != child_state::given_up) any_alive = true;
     }
@@ -275,24 +311,35 @@ std::vector<double> process_pool::evaluate(const std::vector<longrope::eval_requ
             c.state = child_state::idle;
             c.start_failures = 0;
             c.deadline = clock_type::time_point::max();
-          } else if (c.state == child_state::busy) {
+          } else if (c.state == child_state::busy && !c.inflight.empty()) {
+            const std::size_t task = c.inflight.front();
             const auto rep = longrope::decode_reply(line);
-            if (rep.id != requests[c.task].id) {
+            if (rep.id != requests[task].id) {
               throw longrope::error("longrope.protocol", "answered id " + std::to_string(rep.id) + ", expected " +
-                                                             std::to_string(requests[c.task].id));
+                                                             std::to_string(requests[task].id));
             }
+            c.inflight.pop_front();
             if (rep.fitness) {
-              scores[c.task] = *rep.fitness;
+              scores[task] = *rep.fitness;
             } else {
               log("candidate id " + std::to_string(rep.id) + ": evaluator error: " + rep.error + "; scored +inf");
-              scores[c.task] = kInf;
+              scores[task] = kInf;
               ++stats_.error_fitness;
             }
-            done[c.task] = 1;
+            done[task] = 1;
             --remaining;
             ++stats_.evaluations;
-            c.state = child_state::idle;
-            c.deadline = clock_type::time_point::max();
+            const auto t = clock_type::now();
+            const double took = std::chrono::duration<double>(t - c.last_answer).count();
+            c.service_seconds = std::isfinite(c.service_seconds) ? 0.75 * c.service_seconds + 0.25 * took : took;
+            c.last_answer = t;
+            if (c.inflight.empty()) {
+              c.state = child_state::idle;
+              c.deadline = clock_type::time_point::max();
+            } else if (opt_.timeout_seconds > 0) {  // the next one's time starts now
+              c.deadline = t + std::chrono::duration_cast<clock_type::duration>(
+                                   std::chrono::duration<double>(opt_.timeout_seconds));
+            }
           } else {
             throw longrope::error("longrope.protocol", "an answer nobody asked for");
           }

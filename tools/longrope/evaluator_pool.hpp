@@ -21,7 +21,8 @@ namespace longrope_cli {
 /// Set by the SIGINT/SIGTERM handler of install_interrupt_handlers(); the
 /// transports check it while waiting and throw interrupted.
 extern volatile std::sig_atomic_t g_interrupt_signal;
-/// SIGINT and SIGTERM set g_interrupt_signal (no SA_RESTART, so waits return).
+/// SIGINT and SIGTERM set g_interrupt_signal (no SA_RESTART, so waits return);
+/// unblocks both, so one pending since before exec is delivered here.
 void install_interrupt_handlers();
 
 /// Thrown from a wait when a SIGINT/SIGTERM arrived (signal number inside).
@@ -59,11 +60,17 @@ struct pool_options {
   /// after which a child slot is given up; when every slot is given up the
   /// batch throws.
   int max_start_failures = 3;
+  /// Requests a child may hold at once (answers come back in order): the
+  /// pool keeps about 1 ms of work queued per child, measured from its answer
+  /// rate, up to this many; 1: one request at a time (a round trip each).
+  int max_pipeline = 64;
   std::function<void(const std::string&)> log;  ///< one line per event (default: stderr).
 };
 
-/// N child evaluators over pipes. Each child gets one request at a time; a
-/// free child takes the next queued request. A child that exits, answers
+/// N child evaluators over pipes. A child gets one request at a time while
+/// its answers take more than ~1 ms (real evaluators), several pipelined
+/// (written in one go, up to max_pipeline) when they come faster; a free child
+/// takes the next queued requests. A child that exits, answers
 /// garbage (invalid JSON, a wrong id, a line over evaluator_max_line) or
 /// exceeds the timeout is killed (SIGKILL), reaped and restarted, and its
 /// request re-queued; after max_retries failures the request scores +inf.

@@ -35,11 +35,10 @@ inline search_setup default_search_setup() {
 }
 
 /// Fills vo.extension.search's strategy, P, N1, N2, k, T, budget and vo's
-/// validation settings: the defaults, then the flags given. `small_int` is
-/// cmd_search's bounded integer reader. Throws std::invalid_argument on a bad flag.
-template <class SmallInt>
-void apply_search_setup(const option_parser& opt, const SmallInt& small_int, llama2c::validated_options& vo,
-                        std::int64_t& validation_windows) {
+/// validation settings: the defaults, then the flags given. Throws
+/// std::invalid_argument on a bad flag.
+inline void apply_search_setup(const option_parser& opt, llama2c::validated_options& vo,
+                               std::int64_t& validation_windows) {
   const search_setup d = default_search_setup();
   auto& so = vo.extension.search;
   so.strategy = d.strategy;
@@ -50,11 +49,14 @@ void apply_search_setup(const option_parser& opt, const SmallInt& small_int, lla
   }
   // Another optimizer than the default starts from the paper's P, N1, N2, k, T.
   const bool own = so.strategy == d.strategy;
-  so.population = small_int("--population", own ? d.population : 64, 1);
-  so.mutations = small_int("--mutations", own ? d.mutations : 16, 0);
-  so.crossovers = small_int("--crossovers", own ? d.crossovers : 16, 0);
-  so.top_k = small_int("--topk", own ? d.top_k : 32, 1);
-  so.iterations = small_int("--iterations", own ? d.iterations : 40, 0);
+  const generation_flags g =
+      read_generation_flags(opt, own ? generation_flags{d.population, d.mutations, d.crossovers, d.top_k, d.iterations}
+                                     : generation_flags{});
+  so.population = g.population;
+  so.mutations = g.mutations;
+  so.crossovers = g.crossovers;
+  so.top_k = g.top_k;
+  so.iterations = g.iterations;
   const std::int64_t budget = opt.int_or("--budget", own ? d.budget : 0);
   if (budget < 0) throw std::invalid_argument("--budget: must be >= 0 (0: none)");
   so.max_evaluations = budget;
@@ -62,7 +64,7 @@ void apply_search_setup(const option_parser& opt, const SmallInt& small_int, lla
   if (validation_windows < 0 || validation_windows > 1000000) {
     throw std::invalid_argument("--validation-windows: must be in [0, 1000000]");
   }
-  vo.validation_patience = small_int("--validation-patience", d.validation_patience, 0);
+  vo.validation_patience = opt.small_int("--validation-patience", d.validation_patience, 0);
 }
 
 /// The JSON block saying which optimizer and budget a search used.

@@ -62,21 +62,14 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
     if (!(*x > 0.0)) throw std::invalid_argument("--attention-factor: must be > 0");
     t.attention_factor = *x;
   }
-  auto small_int = [&](const char* name, std::int64_t fallback, std::int64_t lo) {
-    const std::int64_t v = opt.int_or(name, fallback);
-    if (v < lo || v > 1000000) {
-      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", 1000000], got " +
-                                  std::to_string(v));
-    }
-    return static_cast<int>(v);
-  };
   longrope::search_options o;
-  o.population = small_int("--population", 64, 1);
-  o.mutations = small_int("--mutations", 16, 0);
-  o.crossovers = small_int("--crossovers", 16, 0);
-  o.top_k = small_int("--topk", 32, 1);
-  o.iterations = small_int("--iterations", 40, 0);
-  o.mutation_radius = small_int("--mutation-radius", 0, 0);
+  const generation_flags g = read_generation_flags(opt);
+  o.population = g.population;
+  o.mutations = g.mutations;
+  o.crossovers = g.crossovers;
+  o.top_k = g.top_k;
+  o.iterations = g.iterations;
+  o.mutation_radius = opt.small_int("--mutation-radius", 0, 0);
   const std::int64_t seed = opt.int_or("--seed", 0);
   if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
   o.seed = static_cast<std::uint64_t>(seed);
@@ -98,8 +91,9 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
   return longrope::evolutionary_search(space, o, t.target, seeds);
 }
 
-void save_state(const std::string& path, const longrope::evolutionary_search& s, const external_target& t) {
-  nlohmann::json j = longrope::to_json(s.checkpoint());
+void save_state(const std::string& path, const longrope::search_checkpoint& cp, const external_target& t,
+                const nlohmann::json& extra) {
+  nlohmann::json j = longrope::to_json(cp);
   j["longrope_cli"] = {{"version", 1},
                        {"head_dim", t.target.rope.head_dim},
                        {"rotary_dim", t.target.rope.rotary_dim},
@@ -107,11 +101,17 @@ void save_state(const std::string& path, const longrope::evolutionary_search& s,
                        {"original_length", t.target.original_length},
                        {"scale", t.target.scale},
                        {"attention_factor", t.attention_factor}};
+  for (const auto& [k, v] : extra.items()) j[k] = v;
   longrope::write_file_atomic(path, j.dump() + "\n");  // fsync'd, atomic (io.hpp)
 }
 
-longrope::evolutionary_search load_state(const std::string& path, external_target& t) {
-  const nlohmann::json j = nlohmann::json::parse(longrope::read_file(path), nullptr, false);
+void save_state(const std::string& path, const longrope::evolutionary_search& s, const external_target& t) {
+  save_state(path, s.checkpoint(), t, nlohmann::json::object());
+}
+
+longrope::search_checkpoint load_state(const std::string& path, external_target& t, nlohmann::json& whole) {
+  whole = nlohmann::json::parse(longrope::read_file(path), nullptr, false);
+  const nlohmann::json& j = whole;
   if (j.is_discarded() || !j.is_object()) LONGROPE_THROW("longrope.json", path + ": not a JSON object");
   const auto it = j.find("longrope_cli");
   if (it == j.end() || !it->is_object()) {
@@ -143,11 +143,21 @@ longrope::evolutionary_search load_state(const std::string& path, external_targe
   if (!(t.attention_factor > 0.0) || !std::isfinite(t.attention_factor)) {
     LONGROPE_THROW("longrope.json", path + ": longrope_cli.attention_factor: must be > 0");
   }
-  longrope::evolutionary_search s(longrope::search_checkpoint_from_json(j));
-  if (s.space().pairs() != t.target.rope.pairs()) {
+  longrope::search_checkpoint cp = longrope::search_checkpoint_from_json(j);
+  if (cp.space.pairs != t.target.rope.pairs()) {
     LONGROPE_THROW("longrope.json", path + ": longrope_cli.rotary_dim does not match space.pairs");
   }
-  return s;
+  return cp;
+}
+
+longrope::evolutionary_search load_state(const std::string& path, external_target& t) {
+  nlohmann::json whole;
+  longrope::search_checkpoint cp = load_state(path, t, whole);
+  if (whole.contains("model_search")) {
+    LONGROPE_THROW("longrope.argument", path + ": written by `longrope search --model` (validation state inside): "
+                                        "resume it with that command line and --resume");
+  }
+  return longrope::evolutionary_search(cp);
 }
 
 std::vector<longrope::eval_request> pending_requests(const longrope::evolutionary_search& s, const external_target& t) {

@@ -38,8 +38,17 @@ bool gives_start_options(const option_parser& opt);
 
 /// Atomic write (temporary file + rename) of the search state and the target.
 void save_state(const std::string& path, const longrope::evolutionary_search& s, const external_target& t);
-/// Reads a state file written by save_state. Throws longrope::error naming the key.
+/// The same file from a checkpoint, with `extra`'s keys added at the top level
+/// (the in-process `longrope search --model` adds "model_search"). One format
+/// for every CLI search: a longrope.search_checkpoint plus "longrope_cli".
+void save_state(const std::string& path, const longrope::search_checkpoint& cp, const external_target& t,
+                const nlohmann::json& extra);
+/// Reads a state file written by save_state. Throws longrope::error naming the
+/// key; refuses a file with "model_search" (resumed by `search --model` only).
 longrope::evolutionary_search load_state(const std::string& path, external_target& t);
+/// Reads any state file: its checkpoint (validated as JSON, not yet as a
+/// search), target, and the whole parsed file in `whole`.
+longrope::search_checkpoint load_state(const std::string& path, external_target& t, nlohmann::json& whole);
 
 /// The requests of s.ask(), ids s.checkpoint().evaluations + index (unique
 /// across the whole search).

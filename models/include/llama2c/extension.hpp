@@ -59,6 +59,16 @@ inline longrope::search_target search_target_for(const model_config& m, std::int
   return t;
 }
 
+/// The search space of opt at the model's target (the paper's grid, opt's
+/// lambda_max and n_hat choice): what search_factors and
+/// search_factors_validated search. O(1).
+inline longrope::search_space_config space_config_for(const model_config& m, const extension_options& opt) {
+  longrope::search_space_config sc = longrope::default_space_config(search_target_for(m, opt.context));
+  if (opt.lambda_max > 0.0) sc.lambda_max = opt.lambda_max;
+  sc.search_n_hat = opt.search_n_hat;
+  return sc;
+}
+
 /// Runs the search on `windows` (each `opt.context` tokens). `progress` is
 /// called after every generation (return false to stop early).
 /// Throws longrope::error on invalid options or windows of another length.
@@ -90,10 +100,7 @@ extension_result search_factors(const transformer<T>& model, const std::vector<s
   }
 
   const longrope::search_target target = search_target_for(mc, opt.context);
-  longrope::search_space_config sc = longrope::default_space_config(target);
-  if (opt.lambda_max > 0.0) sc.lambda_max = opt.lambda_max;
-  sc.search_n_hat = opt.search_n_hat;
-  const longrope::search_space space(sc);
+  const longrope::search_space space(space_config_for(mc, opt));
   longrope::search_seeds seeds;
   seeds.user = opt.seeds;
   longrope::evolutionary_search search(space, opt.search, target, seeds);

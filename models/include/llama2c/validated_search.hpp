@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -136,6 +137,29 @@ struct validated_step {
   double chosen_validation = 0.0; ///< its validation perplexity (train perplexity without validation windows).
 };
 
+/// The validation half of a validated search's state; with the driver's
+/// longrope::search_checkpoint it is everything a resumed search needs to end
+/// with the result of the uninterrupted one (validated_checkpoint).
+struct validation_state {
+  std::vector<longrope::scored_candidate> validated;  ///< candidates scored on validation, ascending candidate order.
+  longrope::candidate chosen;                         ///< best on validation so far.
+  double chosen_validation = std::numeric_limits<double>::infinity();
+  int stale = 0;                       ///< generations since the validation best last improved.
+  std::int64_t evaluations = 0;        ///< validation evaluations so far.
+  bool stopped = false;                ///< early stopping on validation fired.
+  std::vector<validated_step> steps;   ///< one per generation so far.
+};
+
+/// A validated search's complete state after a generation (or before the first).
+struct validated_checkpoint {
+  longrope::search_checkpoint search;
+  validation_state validation;
+};
+
+/// Called with the state at the start and after every generation (before the
+/// progress callback, so a search cancelled there resumes from it).
+using validated_checkpoint_callback = std::function<void(const validated_checkpoint&)>;
+
 struct validated_result {
   extension_result extension;     ///< the search (best on train), baselines on the train windows; rope = chosen.
   longrope::search_point chosen;
@@ -150,11 +174,19 @@ struct validated_result {
 /// Runs the search on `train`, validating as described in the file comment.
 /// `validation` may be empty (then the chosen candidate is the train best and
 /// no early stopping on validation happens). Throws as search_factors.
+/// `resume`: continue from a validated_checkpoint taken by `on_checkpoint` of a
+/// search with the same model, windows and options (the search options come
+/// from the checkpoint); the result is bit-identical to the uninterrupted
+/// search's (elapsed time aside). Throws longrope::error ("longrope.search") when
+/// the checkpoint is inconsistent or its space has another number of pairs.
+/// `on_checkpoint` costs O(evaluations * pairs) per generation.
 template <class T>
 validated_result search_factors_validated(const transformer<T>& model, const std::vector<std::vector<int>>& train,
                                           const std::vector<std::vector<int>>& validation,
                                           const validated_options& vo,
-                                          const longrope::progress_callback& progress = {}) {
+                                          const longrope::progress_callback& progress = {},
+                                          const validated_checkpoint* resume = nullptr,
+                                          const validated_checkpoint_callback& on_checkpoint = {}) {
   const extension_options& opt = vo.extension;
   const model_config& mc = model.config();
   const int threads = opt.search.threads;
@@ -186,13 +218,21 @@ validated_result search_factors_validated(const transformer<T>& model, const std
     }
   }
   const longrope::search_target target = search_target_for(mc, opt.context);
-  longrope::search_space_config sc = longrope::default_space_config(target);
-  if (opt.lambda_max > 0.0) sc.lambda_max = opt.lambda_max;
-  sc.search_n_hat = opt.search_n_hat;
-  const longrope::search_space space(sc);
+  const longrope::search_space space(space_config_for(mc, opt));
   longrope::search_seeds seeds;
   seeds.user = opt.seeds;
-  longrope::evolutionary_search search(space, opt.search, target, seeds);
+  std::optional<longrope::evolutionary_search> started;
+  if (resume) {
+    started.emplace(resume->search);
+    if (started->space().pairs() != space.pairs()) {
+      LONGROPE_THROW("longrope.search", "search_factors_validated: the checkpoint's space has " +
+                                            std::to_string(started->space().pairs()) + " pairs, the model " +
+                                            std::to_string(space.pairs()));
+    }
+  } else {
+    started.emplace(space, opt.search, target, seeds);
+  }
+  longrope::evolutionary_search& search = *started;
 
   auto score = [&](const std::vector<std::vector<int>>& wins, const std::vector<longrope::search_point>& pts) {
     std::vector<longrope::rope_frequencies> fs;
@@ -204,10 +244,44 @@ validated_result search_factors_validated(const transformer<T>& model, const std
     return s;
   };
   std::map<longrope::candidate, double> validated;  // candidate -> validation perplexity
-  longrope::candidate chosen;
-  double chosen_val = std::numeric_limits<double>::infinity();
-  int stale = 0;
-  bool stopped_on_validation = false;
+  validation_state vs0;
+  if (resume) {
+    vs0 = resume->validation;
+    for (const auto& e : vs0.validated) {
+      if (!search.space().is_valid(e.c) || !validated.emplace(e.c, e.score).second) {
+        LONGROPE_THROW("longrope.search", "search_factors_validated: checkpoint validation: invalid or duplicate candidate");
+      }
+    }
+    if (!vs0.chosen.lambda_index.empty() && !search.space().is_valid(vs0.chosen)) {
+      LONGROPE_THROW("longrope.search", "search_factors_validated: checkpoint validation.chosen: not in the space");
+    }
+    if (vs0.stale < 0 || vs0.evaluations < 0) {
+      LONGROPE_THROW("longrope.search", "search_factors_validated: checkpoint validation: negative counter");
+    }
+  }
+  longrope::candidate chosen = vs0.chosen;
+  double chosen_val = vs0.chosen_validation;
+  int stale = vs0.stale;
+  bool stopped_on_validation = vs0.stopped;
+  out.validation_evaluations = vs0.evaluations;
+  out.steps = vs0.steps;
+  if (stopped_on_validation) search.cancel();
+  auto save = [&] {
+    if (!on_checkpoint) return;
+    validated_checkpoint cp;
+    cp.search = search.checkpoint();
+    auto& v = cp.validation;
+    v.validated.reserve(validated.size());
+    for (const auto& e : validated) v.validated.push_back({e.first, e.second});
+    v.chosen = chosen;
+    v.chosen_validation = chosen_val;
+    v.stale = stale;
+    v.evaluations = out.validation_evaluations;
+    v.stopped = stopped_on_validation;
+    v.steps = out.steps;
+    on_checkpoint(cp);
+  };
+  save();
   while (!search.done()) {
     search.tell(score(train, search.ask_points()));
     bool improved = false;
@@ -236,11 +310,12 @@ validated_result search_factors_validated(const transformer<T>& model, const std
       stale = improved ? 0 : stale + 1;
     }
     out.steps.push_back({search.progress().evaluations + out.validation_evaluations, space.point(chosen), chosen_val});
-    if (progress && !progress(search.progress())) search.cancel();
     if (!validation.empty() && vo.validation_patience > 0 && stale >= vo.validation_patience && !search.done()) {
       stopped_on_validation = true;
       search.cancel();
     }
+    save();  // before the progress callback: a search it cancels resumes from here
+    if (progress && !progress(search.progress())) search.cancel();
   }
   ext.search = search.result();
   out.search_evaluations = ext.search.evaluations;
