@@ -1,0 +1,221 @@
+// Training sequence sources beyond packed text (llama2c/passkey.hpp) and the
+// from-scratch initialisation (llama2c/init.hpp): the passkey prompt is the
+// `longrope passkey` text, the passkey mix is deterministic, formatted as
+// documented and resumes exactly; a fresh model is deterministic, has
+// model.py's scales and round-trips through the checkpoint writer and loader.
+// A byte-level tokenizer built here: no shared data needed.
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <llama2c/checkpoint_writer.hpp>
+#include <llama2c/init.hpp>
+#include <llama2c/passkey.hpp>
+#include <llama2c/scaling.hpp>
+#include <llama2c/train_data.hpp>
+
+#include "catch.hpp"
+
+using namespace llama2c;
+
+namespace {
+
+// <unk> <s> </s>, the 256 byte pieces (ids 3..258, run.c's fallback), " ".
+tokenizer byte_tokenizer() {
+  std::vector<std::string> p{"<unk>", "<s>", "</s>"};
+  const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) p.push_back(std::string("<0x") + hex[b / 16] + hex[b % 16] + ">");
+  p.push_back(" ");
+  return tokenizer::from_pieces(p, std::vector<float>(p.size(), 0.0f));
+}
+
+std::vector<int> text_tokens(const tokenizer& tok, std::size_t n) {
+  std::string s;
+  while (s.size() < n) s += "Lily saw a big red ball in the park and she ran to get it. ";
+  return tok.encode(s.substr(0, n), false, false);  // dummy prefix: n + 1 tokens
+}
+
+std::unique_ptr<sequence_source> packed(const tokenizer& tok, std::int64_t len, std::uint64_t seed) {
+  return std::make_unique<packed_stream_source>(text_tokens(tok, 3000), len, seed);
+}
+
+std::vector<std::vector<int>> draw(sequence_source& s, int n) {
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(n));
+  for (auto& v : out) s.next(v);
+  return out;
+}
+
+// The text of tokens [1, end) (BOS dropped).
+std::string text_of(const tokenizer& tok, const std::vector<int>& t) {
+  return tok.decode(std::vector<int>(t.begin() + 1, t.end()));
+}
+
+}  // namespace
+
+TEST_CASE("passkey: the prompt is the documented text", "[train][passkey]") {
+  const auto tok = byte_tokenizer();
+  const passkey_pieces p(tok);
+  const auto prompt = passkey_prompt(p, passkey_pieces::key_line(tok, "40312"), 3, 1);
+  CHECK(prompt[0] == kBos);
+  // Each piece is encoded alone, so each starts with the dummy-prefix space.
+  const std::string filler = std::string(" ") + kPasskeyFiller;
+  const std::string want = std::string(" ") + kPasskeyIntro + filler +
+                           " The pass key is 40312. Remember it. 40312 is the pass key." + filler + filler + " " +
+                           kPasskeyQuestion;
+  CHECK(text_of(tok, prompt) == want);
+  // depth == n_fill puts the key line after the last filler.
+  const auto last = passkey_prompt(p, passkey_pieces::key_line(tok, "11111"), 1, 1);
+  CHECK(text_of(tok, last) == std::string(" ") + kPasskeyIntro + filler +
+                                  " The pass key is 11111. Remember it. 11111 is the pass key. " + kPasskeyQuestion);
+}
+
+TEST_CASE("passkey mix: p = 0 is the wrapped source, p = 1 only passkey samples in the format", "[train][passkey]") {
+  const auto tok = byte_tokenizer();
+  const std::int64_t len = 700;
+  passkey_mix_source none(packed(tok, len, 3), tok, text_tokens(tok, 2000), 0.0, 5);
+  auto plain = packed(tok, len, 3);
+  CHECK(draw(none, 6) == draw(*plain, 6));
+  CHECK(none.passkey_samples() == 0);
+
+  passkey_mix_source all(packed(tok, len, 3), tok, text_tokens(tok, 2000), 1.0, 5);
+  int sentences = 0;
+  for (const auto& s : draw(all, 40)) {
+    REQUIRE(static_cast<std::int64_t>(s.size()) == len);
+    CHECK(s[0] == kBos);
+    const std::string t = text_of(tok, s);
+    REQUIRE(t.rfind(std::string(" ") + kPasskeyIntro, 0) == 0);
+    const auto kl = t.find(" The pass key is ");
+    REQUIRE(kl != std::string::npos);
+    const std::string key = t.substr(kl + 17, 5);
+    CHECK(key.find_first_not_of("0123456789") == std::string::npos);
+    CHECK(key[0] != '0');
+    const std::string line = " The pass key is " + key + ". Remember it. " + key + " is the pass key.";
+    CHECK(t.compare(kl, line.size(), line) == 0);
+    const std::string qa = std::string(" ") + kPasskeyQuestion + " " + key + ".";
+    const auto q = t.find(qa);
+    REQUIRE(q != std::string::npos);
+    CHECK(q > kl);
+    if (t.find(kPasskeyFiller) != std::string::npos) ++sentences;
+    // What follows the answer is a new document: BOS, then the stream's text.
+    const auto after = q + qa.size();
+    if (after < t.size()) {
+      const std::size_t prefix = tok.encode(t.substr(0, after), false, false).size();  // tokens incl. dummy " "
+      CHECK(s[prefix] == kBos);
+    }
+  }
+  CHECK(sentences > 5);   // both filler kinds occur (each with probability 1/2)
+  CHECK(sentences < 35);
+  CHECK(all.passkey_samples() == 40);
+}
+
+TEST_CASE("passkey mix: deterministic for a seed, mixes at rate p, resumes exactly", "[train][passkey]") {
+  const auto tok = byte_tokenizer();
+  const std::int64_t len = 400;
+  auto make = [&](std::uint64_t seed) {
+    return passkey_mix_source(packed(tok, len, 1), tok, text_tokens(tok, 1500), 0.3, seed);
+  };
+  auto a = make(7), b = make(7), c = make(8);
+  const auto sa = draw(a, 200), sb = draw(b, 200), sc = draw(c, 200);
+  CHECK(sa == sb);
+  CHECK(sa != sc);
+  // 200 coins at 0.3: mean 60, sd 6.5; [30, 90] is beyond 4.5 sd.
+  CHECK(a.passkey_samples() >= 30);
+  CHECK(a.passkey_samples() <= 90);
+
+  auto first = make(9);
+  draw(first, 17);
+  const auto st = first.state();
+  const auto want = draw(first, 25);
+  auto resumed = make(9);
+  resumed.restore(st);
+  CHECK(draw(resumed, 25) == want);
+  CHECK(resumed.sequences() == first.sequences());
+
+  auto bad = st;
+  bad.pop_back();
+  CHECK_THROWS_AS(resumed.restore(bad), longrope::error);
+  CHECK_THROWS_AS(resumed.restore({1, 2, 3}), longrope::error);
+  CHECK_THROWS_AS(passkey_mix_source(packed(tok, len, 1), tok, text_tokens(tok, 100), 1.5, 0), longrope::error);
+  CHECK_THROWS_AS(passkey_mix_source(packed(tok, len, 1), tok, {}, 0.5, 0), longrope::error);
+  CHECK_THROWS_AS(passkey_mix_source(packed(tok, 120, 1), tok, text_tokens(tok, 100), 0.5, 0), longrope::error);
+}
+
+TEST_CASE("init: spec parsing, defaults and errors", "[train][init]") {
+  const auto c = parse_init_spec("dim=128,layers=4,heads=4,vocab=512");
+  CHECK(c.dim == 128);
+  CHECK(c.n_layers == 4);
+  CHECK(c.n_heads == 4);
+  CHECK(c.n_kv_heads == 4);
+  CHECK(c.hidden_dim == 352);  // llama2.c: 32 * ceil(341 / 32)
+  CHECK(c.vocab_size == 512);
+  CHECK(c.seq_len == 256);
+  CHECK(c.head_size() == 32);
+  const auto g = parse_init_spec("seq_len=64,vocab=40,heads=4,kv_heads=2,hidden=24,layers=2,dim=32");
+  CHECK(g.n_kv_heads == 2);
+  CHECK(g.hidden_dim == 24);
+  CHECK(g.seq_len == 64);
+  for (const char* bad : {"", "dim=32", "dim=32,layers=2,heads=4,vocab=40,foo=1", "dim=32,layers=2,heads=5,vocab=40",
+                          "dim=32,layers=2,heads=4,kv_heads=3,vocab=40", "dim=x,layers=2,heads=4,vocab=40",
+                          "dim=32,layers=0,heads=4,vocab=40", "dim=32,layers=2,heads=4,vocab=40,", "dim=48,layers=1,heads=16,vocab=40"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(parse_init_spec(bad), longrope::error);
+  }
+}
+
+TEST_CASE("init: a fresh model is seeded, has model.py's scales and round-trips through the loader", "[train][init]") {
+  const auto c = parse_init_spec("dim=64,layers=2,heads=2,vocab=300,hidden=96,seq_len=64");
+  const auto a = random_checkpoint(c, 11), b = random_checkpoint(c, 11), d = random_checkpoint(c, 12);
+  CHECK(a.wq == b.wq);
+  CHECK(a.w2 == b.w2);
+  CHECK(a.wq != d.wq);
+  auto sd = [](const std::vector<float>& v) {
+    double s = 0, q = 0;
+    for (float x : v) s += x, q += static_cast<double>(x) * x;
+    const double n = static_cast<double>(v.size());
+    return std::sqrt(q / n - (s / n) * (s / n));
+  };
+  // 8192+ draws: the sample sd is within 3% of the true one far beyond 4 sd.
+  CHECK(std::abs(sd(a.wq) / 0.02 - 1) < 0.03);
+  CHECK(std::abs(sd(a.token_embedding) / 0.02 - 1) < 0.03);
+  CHECK(std::abs(sd(a.wo) / (0.02 / 2.0) - 1) < 0.03);  // 0.02 / sqrt(2 * 2 layers)
+  CHECK(std::abs(sd(a.w3) / (0.02 / 2.0) - 1) < 0.03);
+  CHECK(a.rms_att == std::vector<float>(128, 1.0f));
+  CHECK(a.wcls.empty());
+
+  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_train_sources";
+  std::filesystem::create_directories(dir);
+  for (int version : {0, 1}) {
+    const std::string path = (dir / ("init" + std::to_string(version) + ".bin")).string();
+    write_checkpoint(a, path, version);
+    const auto back = load_checkpoint(path);
+    CHECK(back.config.dim == 64);
+    CHECK(back.config.hidden_dim == 96);
+    CHECK(back.config.seq_len == 64);
+    CHECK(back.config.vocab_size == 300);
+    CHECK(back.config.shared_classifier);
+    CHECK(back.token_embedding == a.token_embedding);
+    CHECK(back.wq == a.wq);
+    CHECK(back.wk == a.wk);
+    CHECK(back.wv == a.wv);
+    CHECK(back.wo == a.wo);
+    CHECK(back.w1 == a.w1);
+    CHECK(back.w2 == a.w2);
+    CHECK(back.w3 == a.w3);
+    CHECK(back.rms_ffn == a.rms_ffn);
+    CHECK(back.rms_final == a.rms_final);
+    // And it runs: finite logits over a short sequence.
+    const transformer<float> m(back);
+    std::vector<int> seq{kBos, 5, 17, 200, 299, 3};
+    kv_cache<float> cache;
+    workspace<float> w;
+    matrix_rm<float> l;
+    const auto f = make_frequencies(back.config, scaling{}, 64);
+    m.forward(seq.data(), 6, cache, f, w);
+    m.logits_rows(w, 0, 6, l);
+    CHECK(l.allFinite());
+  }
+}
