@@ -2,7 +2,9 @@
 // from-scratch initialisation (llama2c/init.hpp): the passkey prompt is the
 // `longrope passkey` text, the passkey mix is deterministic, formatted as
 // documented and resumes exactly; a fresh model is deterministic, has
-// model.py's scales and round-trips through the checkpoint writer and loader.
+// model.py's scales and round-trips through the checkpoint writer and loader;
+// mixed-window sequences are documents of the short length and a trainer step
+// switches to the original RoPE + document mask exactly for them.
 // A byte-level tokenizer built here: no shared data needed.
 #include <cmath>
 #include <cstdint>
@@ -14,8 +16,10 @@
 
 #include <llama2c/checkpoint_writer.hpp>
 #include <llama2c/init.hpp>
+#include <llama2c/mixed_window.hpp>
 #include <llama2c/passkey.hpp>
 #include <llama2c/scaling.hpp>
+#include <llama2c/train.hpp>
 #include <llama2c/train_data.hpp>
 
 #include "catch.hpp"
@@ -218,4 +222,172 @@ TEST_CASE("init: a fresh model is seeded, has model.py's scales and round-trips 
     m.logits_rows(w, 0, 6, l);
     CHECK(l.allFinite());
   }
+}
+
+namespace {
+
+// Hands out fixed sequences in turn, each marked short or long.
+class scripted_source final : public sequence_source {
+ public:
+  scripted_source(std::vector<std::vector<int>> s, std::vector<bool> shorts) : s_(std::move(s)), short_(std::move(shorts)) {}
+  std::int64_t length() const override { return static_cast<std::int64_t>(s_[0].size()); }
+  void next(std::vector<int>& out) override {
+    last_ = i_ % s_.size();
+    out = s_[last_];
+    ++i_;
+  }
+  bool short_window() const override { return short_[last_]; }
+  std::vector<std::uint64_t> state() const override { return {i_}; }
+  void restore(const std::vector<std::uint64_t>& s) override { i_ = s.at(0); }
+  std::string describe() const override { return "scripted"; }
+
+ private:
+  std::vector<std::vector<int>> s_;
+  std::vector<bool> short_;
+  std::size_t i_ = 0, last_ = 0;
+};
+
+template <class T>
+std::vector<T> weights(const trainer<T>& t) {
+  std::vector<T> w;
+  t.model().for_each_tensor([&](const char*, const T* p, index_t n, bool) { w.insert(w.end(), p, p + n); });
+  return w;
+}
+template <class T>
+std::vector<T> grads(const trainer<T>& t) {
+  std::vector<T> w;
+  t.gradient_holder().for_each_tensor([&](const char*, const T* p, index_t n, bool) { w.insert(w.end(), p, p + n); });
+  return w;
+}
+
+std::vector<int> seq_with_docs(std::uint32_t seed, std::int64_t len, std::int64_t doc) {
+  std::mt19937 g(seed);
+  std::vector<int> s(static_cast<std::size_t>(len));
+  for (std::int64_t i = 0; i < len; ++i) s[static_cast<std::size_t>(i)] = i % doc == 0 ? kBos : 3 + static_cast<int>(g() % 250);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("mixed window: short documents of the trained length, the wrapped tokens in order", "[train][mixed]") {
+  const auto tok = byte_tokenizer();
+  const std::int64_t len = 100, k = 32;
+  mixed_window_source all(packed(tok, len, 2), k, 1.0, 4);
+  auto plain = packed(tok, len, 2);
+  for (int r = 0; r < 5; ++r) {
+    std::vector<int> got, want;
+    all.next(got);
+    plain->next(want);
+    CHECK(all.short_window());
+    REQUIRE(static_cast<std::int64_t>(got.size()) == len);
+    std::size_t from = 1;
+    for (std::int64_t i = 0; i < len; ++i) {
+      if (i % k == 0) {
+        CHECK(got[static_cast<std::size_t>(i)] == kBos);
+      } else {
+        CHECK(got[static_cast<std::size_t>(i)] == want[from++]);
+      }
+    }
+    // Every token's document starts at most k - 1 tokens back.
+    const auto st = document_starts(got.data(), len);
+    for (std::int64_t i = 0; i < len; ++i) CHECK(i - st[static_cast<std::size_t>(i)] < k);
+  }
+  mixed_window_source none(packed(tok, len, 2), k, 0.0, 4);
+  auto plain2 = packed(tok, len, 2);
+  std::vector<int> a, b;
+  none.next(a);
+  plain2->next(b);
+  CHECK(a == b);
+  CHECK_FALSE(none.short_window());
+
+  auto make = [&] { return mixed_window_source(packed(tok, len, 2), k, 0.5, 6); };
+  auto m1 = make(), m2 = make();
+  int shorts = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<int> x, y;
+    m1.next(x);
+    m2.next(y);
+    CHECK(x == y);
+    CHECK(m1.short_window() == m2.short_window());
+    shorts += m1.short_window() ? 1 : 0;
+  }
+  CHECK(shorts > 60);  // 200 coins at 1/2: mean 100, sd 7
+  CHECK(shorts < 140);
+  const auto st = m1.state();
+  std::vector<std::vector<int>> want(10);
+  std::vector<bool> want_short;
+  for (auto& w : want) {
+    m1.next(w);
+    want_short.push_back(m1.short_window());
+  }
+  auto m3 = make();
+  m3.restore(st);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    std::vector<int> x;
+    m3.next(x);
+    CHECK(x == want[i]);
+    CHECK(m3.short_window() == want_short[i]);
+  }
+  CHECK_THROWS_AS(m3.restore({1, 2}), longrope::error);
+  CHECK_THROWS_AS(mixed_window_source(packed(tok, len, 2), 101, 0.5, 0), longrope::error);
+  CHECK_THROWS_AS(mixed_window_source(packed(tok, len, 2), 32, -0.1, 0), longrope::error);
+}
+
+TEST_CASE("mixed window: a short sequence takes a plain-RoPE masked step, a long one a scaled step", "[train][mixed]") {
+  const auto c = parse_init_spec("dim=32,layers=2,heads=4,kv_heads=2,hidden=24,vocab=260,seq_len=32");
+  auto ck = random_checkpoint(c, 3);
+  for (auto& x : ck.wq) x *= 20;  // larger weights: attention that depends visibly on the RoPE
+  for (auto& x : ck.wk) x *= 20;
+  const std::int64_t len = 96;
+  scaling sl;
+  sl.method = scaling_method::longrope;
+  sl.factors = {1.0, 1.6, 2.4, 3.0};
+  const auto f_long = make_frequencies(c, sl, len);
+  const auto f_plain = make_frequencies(c, scaling{}, len);
+  train_options o;
+  o.steps = 3;
+  o.batch = 2;
+  o.lr = 1e-2;
+  o.warmup = 0;
+  train_options om = o;
+  om.doc_mask = true;
+  const auto shrt = seq_with_docs(1, len, 32), shrt2 = seq_with_docs(2, len, 32);
+  const auto lng = seq_with_docs(3, len, len), lng2 = seq_with_docs(4, len, len);
+
+  // Short sequences: step_mixed == step with the original RoPE and the document mask.
+  trainer<float> a(ck, o), b(ck, om), wrong(ck, o);
+  scripted_source sa({shrt, shrt2}, {true, true}), sb({shrt, shrt2}, {true, true}), sw({shrt, shrt2}, {true, true});
+  for (int i = 0; i < 3; ++i) {
+    const auto ra = a.step_mixed(sa, f_long, f_plain);
+    const auto rb = b.step(sb, f_plain);
+    CHECK(ra.loss == rb.loss);
+    wrong.step(sw, f_long);
+  }
+  CHECK(weights(a) == weights(b));
+  CHECK(weights(a) != weights(wrong));  // the switch matters: the scaled unmasked step differs
+  CHECK(a.short_sequences_seen() == 6);
+
+  // Long sequences: step_mixed == step with the rescaled RoPE (no mask: o.doc_mask is off).
+  trainer<float> c1(ck, o), c2(ck, o);
+  scripted_source s1({lng, lng2}, {false, false}), s2({lng, lng2}, {false, false});
+  for (int i = 0; i < 3; ++i) CHECK(c1.step_mixed(s1, f_long, f_plain).loss == c2.step(s2, f_long).loss);
+  CHECK(weights(c1) == weights(c2));
+  CHECK(c1.short_sequences_seen() == 0);
+
+  // A batch with one of each: the gradient is the sum of the two kinds' gradients (double, 1e-12).
+  auto ckd = ck;
+  trainer<double> mix(ckd, o), gs(ckd, om), gl(ckd, o);
+  scripted_source sm({shrt, lng}, {true, false});
+  mix.step_mixed(sm, f_long, f_plain);
+  const double scale = 1.0 / (2.0 * static_cast<double>(len - 1));
+  gs.gradient({shrt}, f_plain, scale);
+  gl.gradient({lng}, f_long, scale);
+  const auto g = grads(mix), g1 = grads(gs), g2 = grads(gl);
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    num += (g[i] - g1[i] - g2[i]) * (g[i] - g1[i] - g2[i]);
+    den += g[i] * g[i];
+  }
+  CHECK(den > 0);
+  CHECK(std::sqrt(num / den) < 1e-12);
 }

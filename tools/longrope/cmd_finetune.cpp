@@ -18,6 +18,7 @@
 #include <longrope/json.hpp>
 #include <llama2c/checkpoint_writer.hpp>
 #include <llama2c/init.hpp>
+#include <llama2c/mixed_window.hpp>
 #include <llama2c/passkey.hpp>
 #include <llama2c/train.hpp>
 #include <llama2c/train_data.hpp>
@@ -37,7 +38,7 @@ const char* const kFinetuneHelp =
     "                         [--weight-decay X] [--clip X] [--seed K] [--threads J] [--format v0|v1]\n"
     "                         [--data-end K] [--doc-mask] [--temperature X] [--state FILE]\n"
     "                         [--save-every K] [--resume STATE] [--max-seconds S]\n"
-    "                         [--passkey-mix P] [--init SPEC (instead of --model)]\n"
+    "                         [--passkey-mix P] [--mixed-window Q] [--init SPEC (instead of --model)]\n"
     "\n"
     "Fine-tunes at N tokens per sequence with the given RoPE scaling (AdamW, warm-up, cosine or\n"
     "linear decay, gradient clipping and accumulation). Sequences are BOS + N-1 consecutive\n"
@@ -71,6 +72,10 @@ const char* const kFinetuneHelp =
     "                     sample in `longrope passkey`'s format instead: filler sentences or\n"
     "                     training text, the 5-digit key line at a random depth, the question and\n"
     "                     the key (llama2c/passkey.hpp); needs --text or --tokens\n"
+    "  --mixed-window Q   LongRoPE2's mixed context window training: with probability Q per\n"
+    "                     sequence, documents of the model's trained length packed into it\n"
+    "                     (BOS between them), trained with the original RoPE under the document\n"
+    "                     mask; the other sequences with the given scaling (llama2c/mixed_window.hpp)\n"
     "  --init SPEC        train from scratch: a fresh model dim=D,layers=L,heads=H[,kv_heads=K]\n"
     "                     [,hidden=F],vocab=V[,seq_len=N] (llama2.c's init, seeded by --seed;\n"
     "                     seq_len, default 256, is the trained length pi/ntk/yarn scale from)\n";
@@ -91,7 +96,7 @@ int cmd_finetune(const args& a) {
                                           "--min-lr", "--warmup", "--decay", "--weight-decay", "--clip", "--seed",
                                           "--threads", "--out", "--format", "--data-end", "--temperature", "--state",
                                           "--save-every", "--resume", "--max-seconds", "--passkey-mix",
-                                          "--init"})),
+                                          "--init", "--mixed-window"})),
       {"--doc-mask", "--sampled"});
   if (opt.help()) {
     std::fputs(kFinetuneHelp, stdout);
@@ -139,6 +144,9 @@ int cmd_finetune(const args& a) {
   const double passkey_mix = opt.double_or("--passkey-mix", 0.0);
   if (!(passkey_mix >= 0.0 && passkey_mix <= 1.0)) throw std::invalid_argument("--passkey-mix: must be in [0, 1]");
   if (passkey_mix > 0.0 && sampled) throw std::invalid_argument("--passkey-mix needs --text or --tokens (its filler text)");
+  const double mixed_window = opt.double_or("--mixed-window", 0.0);
+  if (!(mixed_window >= 0.0 && mixed_window <= 1.0)) throw std::invalid_argument("--mixed-window: must be in [0, 1]");
+  if (mixed_window > 0.0 && sampled) throw std::invalid_argument("--mixed-window needs --text or --tokens");
   const auto init = opt.get("--init");
   if (init && opt.has("--model")) throw std::invalid_argument("give --model or --init, not both");
 
@@ -150,6 +158,7 @@ int cmd_finetune(const args& a) {
     m = load_model(opt);
   }
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);
+  const auto f_short = llama2c::make_frequencies(m.ck.config, llama2c::scaling{}, context);  // original RoPE
   llama2c::trainer<float> tr(m.ck, o);
   std::unique_ptr<llama2c::sequence_source> src;
   std::string data_desc;
@@ -170,6 +179,11 @@ int cmd_finetune(const args& a) {
     std::vector<int> filler = passkey_mix > 0.0 ? stream : std::vector<int>{};
     src = std::make_unique<llama2c::packed_stream_source>(std::move(stream), context, static_cast<std::uint64_t>(seed));
     data_desc = "stream[0," + std::to_string(data_end) + ")";
+    if (mixed_window > 0.0) {
+      src = std::make_unique<llama2c::mixed_window_source>(std::move(src), m.ck.config.seq_len, mixed_window,
+                                                           static_cast<std::uint64_t>(seed) ^ 0x4D49584544574E44ULL);
+      data_desc += " mixed_window=" + fmt(mixed_window) + "/" + std::to_string(m.ck.config.seq_len);
+    }
     if (passkey_mix > 0.0) {
       src = std::make_unique<llama2c::passkey_mix_source>(std::move(src), m.tok, std::move(filler), passkey_mix,
                                                           static_cast<std::uint64_t>(seed) ^ 0x5053534B45594D58ULL);
@@ -220,7 +234,7 @@ int cmd_finetune(const args& a) {
   const std::int64_t start_step = tr.step_count(), start_tokens = tr.tokens_seen();
   bool stopped = false;
   while (tr.step_count() < o.steps) {
-    const auto r = tr.step(*src, f);
+    const auto r = mixed_window > 0.0 ? tr.step_mixed(*src, f, f_short) : tr.step(*src, f);
     if (tr.step_count() == start_step + 1) first_loss = r.loss;
     last_loss = r.loss;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -127,7 +127,8 @@ class passkey_mix_source final : public sequence_source {
 
   void next(std::vector<int>& out) override {
     ++count_;
-    if (!longrope::bernoulli(rng_, p_)) {
+    last_passkey_ = longrope::bernoulli(rng_, p_);
+    if (!last_passkey_) {
       inner_->next(out);
       return;
     }
@@ -185,6 +186,8 @@ class passkey_mix_source final : public sequence_source {
     count_ = s[k + 6];
     samples_ = s[k + 7];
   }
+  /// A passkey sample is a long-window sequence; others are the wrapped source's.
+  bool short_window() const override { return !last_passkey_ && inner_->short_window(); }
   std::string describe() const override {
     return inner_->describe() + ", passkey samples with probability " + std::to_string(p_);
   }
@@ -208,6 +211,7 @@ class passkey_mix_source final : public sequence_source {
   longrope::search_rng rng_;
   std::int64_t fixed_ = 0, answer_tokens_ = 0;
   std::uint64_t cursor_ = 0, count_ = 0, samples_ = 0;
+  bool last_passkey_ = false;
 };
 
 }  // namespace llama2c
