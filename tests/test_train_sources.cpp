@@ -391,3 +391,85 @@ TEST_CASE("mixed window: a short sequence takes a plain-RoPE masked step, a long
   CHECK(den > 0);
   CHECK(std::sqrt(num / den) < 1e-12);
 }
+
+TEST_CASE("passkey mix: answer weights mark exactly the answer tokens; weighted step = finite differences", "[train][passkey]") {
+  const auto tok = byte_tokenizer();
+  const std::int64_t len = 700;
+  passkey_mix_source src(packed(tok, len, 3), tok, text_tokens(tok, 2000), 1.0, 5, 8.0f);
+  std::vector<int> s;
+  src.next(s);
+  const auto* w = src.target_weights();
+  REQUIRE(w != nullptr);
+  REQUIRE(static_cast<std::int64_t>(w->size()) == len - 1);
+  const std::string t = text_of(tok, s);
+  const auto kl = t.find(" The pass key is ");
+  const std::string key = t.substr(kl + 17, 5);
+  const std::string qa = std::string(" ") + kPasskeyQuestion;
+  const auto q = t.find(qa, kl);
+  // Byte tokens: char c of t is token c + 1; the answer " NNNNN." is 7 tokens, targets at token index - 1.
+  const std::size_t a0 = q + qa.size() + 1;
+  for (std::size_t i = 0; i < w->size(); ++i) {
+    const bool ans = i + 1 >= a0 && i + 1 < a0 + 7;
+    CHECK((*w)[i] == (ans ? 8.0f : 1.0f));
+  }
+  CHECK(t.substr(q + qa.size(), 7) == " " + key + ".");
+  passkey_mix_source unweighted(packed(tok, len, 3), tok, text_tokens(tok, 2000), 1.0, 5);
+  unweighted.next(s);
+  CHECK(unweighted.target_weights() == nullptr);
+  CHECK_THROWS_AS(passkey_mix_source(packed(tok, len, 3), tok, text_tokens(tok, 100), 0.5, 0, -1.0f), longrope::error);
+
+  // The weighted loss's gradient against central differences (double).
+  const auto c = parse_init_spec("dim=16,layers=1,heads=2,hidden=16,vocab=260,seq_len=32");
+  auto ck = random_checkpoint(c, 9);
+  for (auto& x : ck.token_embedding) x *= 20;
+  const std::vector<int> seq{kBos, 40, 41, 42, 40, 41, 7, 9, 40};
+  std::vector<double> wt{0.0, 2.0, 1.0, 0.0, 5.0, 0.5, 1.0, 3.0};
+  const auto f = make_frequencies(c, scaling{}, 9);
+  transformer<double> model(ck), grad(ck);
+  grad.for_each_tensor([](const char*, double* p, index_t n, bool) { std::fill(p, p + n, 0.0); });
+  train_workspace<double> ws;
+  const double loss = backward_pass<double>::loss_and_grad(model, seq.data(), 9, f, nullptr, 1.0, grad, ws, wt.data());
+  auto weighted_nll = [&](transformer<double>& m) {
+    kv_cache<double> cache;
+    workspace<double> w2;
+    matrix_rm<double> l;
+    m.forward(seq.data(), 8, cache, f, w2);
+    m.logits_rows(w2, 0, 8, l);
+    double sum = 0;
+    for (int i = 0; i < 8; ++i) {
+      const double mx = l.row(i).maxCoeff();
+      const double lse = mx + std::log((l.row(i).array() - mx).exp().sum());
+      sum += wt[static_cast<std::size_t>(i)] * (lse - l(i, seq[static_cast<std::size_t>(i + 1)]));
+    }
+    return sum;
+  };
+  CHECK(std::abs(weighted_nll(model) - loss) < 1e-9 * std::abs(loss));
+  // The embedding rows of the tokens used: d loss / d e against central differences.
+  std::vector<std::pair<double*, double>> probes;
+  std::vector<double*> emb_p, emb_g;
+  model.for_each_tensor([&](const char* name, double* p, index_t, bool) {
+    if (std::string(name) == "token_embedding") emb_p.push_back(p);
+  });
+  grad.for_each_tensor([&](const char* name, double* p, index_t, bool) {
+    if (std::string(name) == "token_embedding") emb_g.push_back(p);
+  });
+  REQUIRE(emb_p.size() == 1);
+  REQUIRE(emb_g.size() == 1);
+  double num = 0, den = 0;
+  for (int tokid : {40, 41, 42, 7}) {
+    for (int k = 0; k < 16; ++k) {
+      double* x = emb_p[0] + tokid * 16 + k;
+      const double x0 = *x, h = 1e-5;
+      *x = x0 + h;
+      const double up = weighted_nll(model);
+      *x = x0 - h;
+      const double down = weighted_nll(model);
+      *x = x0;
+      const double fd = (up - down) / (2 * h), g = emb_g[0][tokid * 16 + k];
+      num += (g - fd) * (g - fd);
+      den += fd * fd;
+    }
+  }
+  CHECK(den > 0);
+  CHECK(std::sqrt(num / den) < 1e-6);
+}

@@ -72,6 +72,7 @@ const char* const kFinetuneHelp =
     "                     sample in `longrope passkey`'s format instead: filler sentences or\n"
     "                     training text, the 5-digit key line at a random depth, the question and\n"
     "                     the key (llama2c/passkey.hpp); needs --text or --tokens\n"
+    "  --passkey-weight W the loss weight of those samples' answer tokens (default 1)\n"
     "  --mixed-window Q   LongRoPE2's mixed context window training: with probability Q per\n"
     "                     sequence, documents of the model's trained length packed into it\n"
     "                     (BOS between them), trained with the original RoPE under the document\n"
@@ -96,7 +97,7 @@ int cmd_finetune(const args& a) {
                                           "--min-lr", "--warmup", "--decay", "--weight-decay", "--clip", "--seed",
                                           "--threads", "--out", "--format", "--data-end", "--temperature", "--state",
                                           "--save-every", "--resume", "--max-seconds", "--passkey-mix",
-                                          "--init", "--mixed-window"})),
+                                          "--init", "--mixed-window", "--passkey-weight"})),
       {"--doc-mask", "--sampled"});
   if (opt.help()) {
     std::fputs(kFinetuneHelp, stdout);
@@ -147,6 +148,9 @@ int cmd_finetune(const args& a) {
   const double mixed_window = opt.double_or("--mixed-window", 0.0);
   if (!(mixed_window >= 0.0 && mixed_window <= 1.0)) throw std::invalid_argument("--mixed-window: must be in [0, 1]");
   if (mixed_window > 0.0 && sampled) throw std::invalid_argument("--mixed-window needs --text or --tokens");
+  const double passkey_weight = opt.double_or("--passkey-weight", 1.0);
+  if (!(passkey_weight >= 0.0 && passkey_weight <= 1e4)) throw std::invalid_argument("--passkey-weight: must be in [0, 10000]");
+  if (opt.has("--passkey-weight") && !(passkey_mix > 0.0)) throw std::invalid_argument("--passkey-weight needs --passkey-mix");
   const auto init = opt.get("--init");
   if (init && opt.has("--model")) throw std::invalid_argument("give --model or --init, not both");
 
@@ -186,8 +190,10 @@ int cmd_finetune(const args& a) {
     }
     if (passkey_mix > 0.0) {
       src = std::make_unique<llama2c::passkey_mix_source>(std::move(src), m.tok, std::move(filler), passkey_mix,
-                                                          static_cast<std::uint64_t>(seed) ^ 0x5053534B45594D58ULL);
+                                                          static_cast<std::uint64_t>(seed) ^ 0x5053534B45594D58ULL,
+                                                          static_cast<float>(passkey_weight));
       data_desc += " passkey_mix=" + fmt(passkey_mix);
+      if (passkey_weight != 1.0) data_desc += " passkey_weight=" + fmt(passkey_weight);
     }
   }
   // Everything the trajectory depends on: a resumed run must use the same.

@@ -33,7 +33,10 @@
 /// (uniform length in [1, max], split at a uniform point); the tokens left
 /// after the answer are BOS and the next stream text (a new document). The
 /// stream text is read from its own cursor, wrapping at the end. The
-/// wrapped source only advances when it is asked for a sequence.
+/// wrapped source only advances when it is asked for a sequence. With an
+/// answer weight w != 1 the answer tokens of a passkey sample weigh w in the
+/// loss (target_weights()), every other target 1; w = 0 trains the samples'
+/// text but not their answers.
 
 #include <cstdint>
 #include <memory>
@@ -107,8 +110,12 @@ class passkey_mix_source final : public sequence_source {
   /// empty text, or a length too short for the intro, key line, question,
   /// answer and one filler sentence (naming the minimum).
   passkey_mix_source(std::unique_ptr<sequence_source> inner, const tokenizer& tok, std::vector<int> text, double p,
-                     std::uint64_t seed)
-      : inner_(std::move(inner)), pieces_(tok), tok_(tok), text_(std::move(text)), p_(p), rng_(seed) {
+                     std::uint64_t seed, float answer_weight = 1.0f)
+      : inner_(std::move(inner)), pieces_(tok), tok_(tok), text_(std::move(text)), p_(p), rng_(seed),
+        answer_weight_(answer_weight) {
+    if (!(answer_weight_ >= 0.0f && answer_weight_ <= 1e4f)) {
+      LONGROPE_THROW("longrope.argument", "passkey mix: answer weight must be in [0, 10000]");
+    }
     if (!inner_) LONGROPE_THROW("longrope.argument", "passkey mix: no source to mix with");
     if (!(p_ >= 0.0 && p_ <= 1.0)) LONGROPE_THROW("longrope.argument", "passkey mix: probability must be in [0, 1]");
     if (text_.empty()) LONGROPE_THROW("longrope.argument", "passkey mix: the filler text is empty");
@@ -153,7 +160,14 @@ class passkey_mix_source final : public sequence_source {
       take_text(out, h - cut);
       out.insert(out.end(), pieces_.question.begin(), pieces_.question.end());
     }
+    const auto answer_at = static_cast<std::int64_t>(out.size());
     out.insert(out.end(), ans.begin(), ans.end());
+    if (answer_weight_ != 1.0f) {
+      weights_.assign(static_cast<std::size_t>(len - 1), 1.0f);
+      for (std::int64_t i = answer_at; i < answer_at + static_cast<std::int64_t>(ans.size()) && i < len; ++i) {
+        weights_[static_cast<std::size_t>(i - 1)] = answer_weight_;
+      }
+    }
     const auto rest = len - static_cast<std::int64_t>(out.size());
     if (rest > 0) {
       out.push_back(kBos);
@@ -188,6 +202,10 @@ class passkey_mix_source final : public sequence_source {
   }
   /// A passkey sample is a long-window sequence; others are the wrapped source's.
   bool short_window() const override { return !last_passkey_ && inner_->short_window(); }
+  const std::vector<float>* target_weights() const override {
+    if (!last_passkey_) return inner_->target_weights();
+    return answer_weight_ != 1.0f ? &weights_ : nullptr;
+  }
   std::string describe() const override {
     return inner_->describe() + ", passkey samples with probability " + std::to_string(p_);
   }
@@ -212,6 +230,8 @@ class passkey_mix_source final : public sequence_source {
   std::int64_t fixed_ = 0, answer_tokens_ = 0;
   std::uint64_t cursor_ = 0, count_ = 0, samples_ = 0;
   bool last_passkey_ = false;
+  float answer_weight_;
+  std::vector<float> weights_;
 };
 
 }  // namespace llama2c

@@ -54,6 +54,9 @@ class sequence_source {
   /// the document mask (mixed_window.hpp, trainer::step_mixed). False unless a
   /// source says otherwise.
   virtual bool short_window() const { return false; }
+  /// Loss weights of the last next() sequence's length()-1 targets (tokens
+  /// 1..length()-1), or nullptr: every target weighs 1 (the default).
+  virtual const std::vector<float>* target_weights() const { return nullptr; }
 };
 
 /// The first position each token may attend under the document mask: the
