@@ -9,7 +9,8 @@
 #
 # Environment: LONGROPE (the CLI, default build/release/tools/longrope/longrope), LONGROPE_SHARED_DIR
 # (default ../shared), OUT (default build/wide), MINUTES (30), STEPS (the schedule's length, 1200),
-# THREADS (2), SEARCH_SECONDS (budget of each factor search, 240).
+# BATCH (16), THREADS (2), SEARCH_SECONDS (budget of each factor search, 240), SEARCH_FLAGS (extra search
+# options, e.g. "--population 8 --iterations 1" for a smoke run).
 #
 # Data: the first 3/4 of valid_head.txt's 393,018 tokens train, the last quarter (from token 294,764) is
 # held out; every perplexity below is on held-out windows, 32,768 scored tokens per context.
@@ -21,6 +22,8 @@ OUT=${OUT:-build/wide}
 MINUTES=${MINUTES:-30}
 STEPS=${STEPS:-1200}
 THREADS=${THREADS:-2}
+BATCH=${BATCH:-16}
+SEARCH_FLAGS=${SEARCH_FLAGS:-}
 SEARCH_SECONDS=${SEARCH_SECONDS:-240}
 TOK=$SHARED/models/stories260K/tok512.bin
 TEXT=$SHARED/data/tinystories/valid_head.txt
@@ -34,7 +37,7 @@ if [ -z "${EVAL_ONLY:-}" ] && [ ! -f "$OUT/wide.done" ]; then
   RESUME=()
   if [ -f "$MODEL.state" ]; then RESUME=(--resume "$MODEL.state"); fi
   "$LONGROPE" finetune --init "$SPEC" --tokenizer "$TOK" --text "$TEXT" --data-end $DATA_END --context 256 \
-    --steps "$STEPS" --batch 16 --lr 2e-3 --min-lr 2e-4 --warmup 40 --weight-decay 0.1 --seed 0 \
+    --steps "$STEPS" --batch "$BATCH" --lr 2e-3 --min-lr 2e-4 --warmup 40 --weight-decay 0.1 --seed 0 \
     --threads "$THREADS" --save-every 50 --max-seconds $((MINUTES * 60)) --out "$MODEL" "${RESUME[@]}" \
     > "$OUT/train.json" 2> "$OUT/train.log"
   if grep -q '"stopped_early": false' "$OUT/train.json"; then touch "$OUT/wide.done"; fi
@@ -52,6 +55,7 @@ for n in 1024 2048; do
   if [ ! -f "$OUT/search$n.json" ]; then
     "$LONGROPE" search --model "$MODEL" --tokenizer "$TOK" --text "$TEXT" --context $n --windows 2 \
       --first-window 0 --threads "$THREADS" --seed 0 --max-seconds "$SEARCH_SECONDS" --out "$OUT/search$n.json" \
+      $SEARCH_FLAGS \
       > /dev/null 2> "$OUT/search$n.log"
   fi
 done
