@@ -10,3 +10,7 @@ if(TARGET longrope_cli)
   target_compile_definitions(test_finetune_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
   add_dependencies(test_finetune_cli longrope_cli)
 endif()
+# The passkey mix and the from-scratch init (#11): test cases in test_train.
+if(TARGET test_train)
+  target_sources(test_train PRIVATE test_train_sources.cpp)
+endif()

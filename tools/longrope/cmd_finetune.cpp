@@ -17,6 +17,9 @@
 
 #include <longrope/json.hpp>
 #include <llama2c/checkpoint_writer.hpp>
+#include <llama2c/init.hpp>
+#include <llama2c/mixed_window.hpp>
+#include <llama2c/passkey.hpp>
 #include <llama2c/train.hpp>
 #include <llama2c/train_data.hpp>
 #include <llama2c/train_state.hpp>
@@ -35,6 +38,7 @@ const char* const kFinetuneHelp =
     "                         [--weight-decay X] [--clip X] [--seed K] [--threads J] [--format v0|v1]\n"
     "                         [--data-end K] [--doc-mask] [--temperature X] [--state FILE]\n"
     "                         [--save-every K] [--resume STATE] [--max-seconds S]\n"
+    "                         [--passkey-mix P] [--mixed-window Q] [--init SPEC (instead of --model)]\n"
     "\n"
     "Fine-tunes at N tokens per sequence with the given RoPE scaling (AdamW, warm-up, cosine or\n"
     "linear decay, gradient clipping and accumulation). Sequences are BOS + N-1 consecutive\n"
@@ -63,7 +67,19 @@ const char* const kFinetuneHelp =
     "  --state FILE       where to write the training state (default M2.state)\n"
     "  --save-every K     also write checkpoint + state every K steps (default: at the end only)\n"
     "  --resume STATE     continue a run from its state file (same options), bit for bit\n"
-    "  --max-seconds S    stop (and save) after the step that crosses S seconds\n";
+    "  --max-seconds S    stop (and save) after the step that crosses S seconds\n"
+    "  --passkey-mix P    with probability P per sequence (seeded by --seed), a synthetic passkey\n"
+    "                     sample in `longrope passkey`'s format instead: filler sentences or\n"
+    "                     training text, the 5-digit key line at a random depth, the question and\n"
+    "                     the key (llama2c/passkey.hpp); needs --text or --tokens\n"
+    "  --passkey-weight W the loss weight of those samples' answer tokens (default 1)\n"
+    "  --mixed-window Q   LongRoPE2's mixed context window training: with probability Q per\n"
+    "                     sequence, documents of the model's trained length packed into it\n"
+    "                     (BOS between them), trained with the original RoPE under the document\n"
+    "                     mask; the other sequences with the given scaling (llama2c/mixed_window.hpp)\n"
+    "  --init SPEC        train from scratch: a fresh model dim=D,layers=L,heads=H[,kv_heads=K]\n"
+    "                     [,hidden=F],vocab=V[,seq_len=N] (llama2.c's init, seeded by --seed;\n"
+    "                     seq_len, default 256, is the trained length pi/ntk/yarn scale from)\n";
 
 std::string fmt(double v) {
   std::ostringstream s;
@@ -80,7 +96,8 @@ int cmd_finetune(const args& a) {
       model_options(with_scaling_options({"--text", "--tokens", "--context", "--steps", "--batch", "--accum", "--lr",
                                           "--min-lr", "--warmup", "--decay", "--weight-decay", "--clip", "--seed",
                                           "--threads", "--out", "--format", "--data-end", "--temperature", "--state",
-                                          "--save-every", "--resume", "--max-seconds"})),
+                                          "--save-every", "--resume", "--max-seconds", "--passkey-mix",
+                                          "--init", "--mixed-window", "--passkey-weight"})),
       {"--doc-mask", "--sampled"});
   if (opt.help()) {
     std::fputs(kFinetuneHelp, stdout);
@@ -125,9 +142,27 @@ int cmd_finetune(const args& a) {
   if (!sampled && opt.has("--temperature")) throw std::invalid_argument("--temperature needs --sampled");
   const double temperature = opt.double_or("--temperature", 1.0);
   const llama2c::scaling sc = parse_scaling(opt);
+  const double passkey_mix = opt.double_or("--passkey-mix", 0.0);
+  if (!(passkey_mix >= 0.0 && passkey_mix <= 1.0)) throw std::invalid_argument("--passkey-mix: must be in [0, 1]");
+  if (passkey_mix > 0.0 && sampled) throw std::invalid_argument("--passkey-mix needs --text or --tokens (its filler text)");
+  const double mixed_window = opt.double_or("--mixed-window", 0.0);
+  if (!(mixed_window >= 0.0 && mixed_window <= 1.0)) throw std::invalid_argument("--mixed-window: must be in [0, 1]");
+  if (mixed_window > 0.0 && sampled) throw std::invalid_argument("--mixed-window needs --text or --tokens");
+  const double passkey_weight = opt.double_or("--passkey-weight", 1.0);
+  if (!(passkey_weight >= 0.0 && passkey_weight <= 1e4)) throw std::invalid_argument("--passkey-weight: must be in [0, 10000]");
+  if (opt.has("--passkey-weight") && !(passkey_mix > 0.0)) throw std::invalid_argument("--passkey-weight needs --passkey-mix");
+  const auto init = opt.get("--init");
+  if (init && opt.has("--model")) throw std::invalid_argument("give --model or --init, not both");
 
-  const loaded_model m = load_model(opt);
+  loaded_model m;
+  if (init) {
+    m.ck = llama2c::random_checkpoint(llama2c::parse_init_spec(*init), static_cast<std::uint64_t>(seed));
+    m.tok = llama2c::tokenizer::load(opt.required("--tokenizer"), m.ck.config.vocab_size);
+  } else {
+    m = load_model(opt);
+  }
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);
+  const auto f_short = llama2c::make_frequencies(m.ck.config, llama2c::scaling{}, context);  // original RoPE
   llama2c::trainer<float> tr(m.ck, o);
   std::unique_ptr<llama2c::sequence_source> src;
   std::string data_desc;
@@ -145,8 +180,21 @@ int cmd_finetune(const args& a) {
                                   "] (the stream's tokens), got " + std::to_string(data_end));
     }
     stream.resize(static_cast<std::size_t>(data_end));
+    std::vector<int> filler = passkey_mix > 0.0 ? stream : std::vector<int>{};
     src = std::make_unique<llama2c::packed_stream_source>(std::move(stream), context, static_cast<std::uint64_t>(seed));
     data_desc = "stream[0," + std::to_string(data_end) + ")";
+    if (mixed_window > 0.0) {
+      src = std::make_unique<llama2c::mixed_window_source>(std::move(src), m.ck.config.seq_len, mixed_window,
+                                                           static_cast<std::uint64_t>(seed) ^ 0x4D49584544574E44ULL);
+      data_desc += " mixed_window=" + fmt(mixed_window) + "/" + std::to_string(m.ck.config.seq_len);
+    }
+    if (passkey_mix > 0.0) {
+      src = std::make_unique<llama2c::passkey_mix_source>(std::move(src), m.tok, std::move(filler), passkey_mix,
+                                                          static_cast<std::uint64_t>(seed) ^ 0x5053534B45594D58ULL,
+                                                          static_cast<float>(passkey_weight));
+      data_desc += " passkey_mix=" + fmt(passkey_mix);
+      if (passkey_weight != 1.0) data_desc += " passkey_weight=" + fmt(passkey_weight);
+    }
   }
   // Everything the trajectory depends on: a resumed run must use the same.
   std::ostringstream fp;
@@ -156,6 +204,7 @@ int cmd_finetune(const args& a) {
      << " doc_mask=" << o.doc_mask << " seed=" << seed << " data=" << data_desc << " method="
      << llama2c::to_string(sc.method) << " n_hat=" << f.n_hat() << " att=" << fmt(f.attention_factor()) << " factors=";
   for (double x : f.rescale_factors()) fp << fmt(x) << ",";
+  if (init) fp << " init=" << *init;
   if (const auto r = opt.get("--resume")) {
     llama2c::load_train_state(tr, *src, fp.str(), *r);
     std::fprintf(stderr, "finetune: resumed %s at step %lld\n", r->c_str(), static_cast<long long>(tr.step_count()));
@@ -176,7 +225,7 @@ int cmd_finetune(const args& a) {
     s["attention_factor"] = sc.attention_factor ? nlohmann::json(*sc.attention_factor) : nlohmann::json();
     sidecar["scaling"] = s;
     sidecar["rope_scaling"] = longrope::to_rope_scaling_json(llama2c::make_rope_config(m.ck.config, sc, context));
-    sidecar["base_model"] = opt.required("--model");
+    sidecar["base_model"] = init ? "init:" + *init : opt.required("--model");
     sidecar["steps"] = tr.step_count();
     sidecar["tokens_seen"] = tr.tokens_seen();
     std::ofstream side(sidecar_path(out_path));
@@ -191,7 +240,7 @@ int cmd_finetune(const args& a) {
   const std::int64_t start_step = tr.step_count(), start_tokens = tr.tokens_seen();
   bool stopped = false;
   while (tr.step_count() < o.steps) {
-    const auto r = tr.step(*src, f);
+    const auto r = mixed_window > 0.0 ? tr.step_mixed(*src, f, f_short) : tr.step(*src, f);
     if (tr.step_count() == start_step + 1) first_loss = r.loss;
     last_loss = r.loss;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -10,6 +10,7 @@
 
 #include <longrope/search.hpp>
 #include <llama2c/generate.hpp>
+#include <llama2c/passkey.hpp>
 #include <llama2c/transformer.hpp>
 
 #include "cli_args.hpp"
@@ -35,14 +36,8 @@ const char* const kPasskeyHelp =
     "  --trials K    number of keys and depths (default 10)\n"
     "  --seed S      seed of the keys and depths (default 0)\n";
 
-constexpr const char* kIntro =
-    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
-    "I will quiz you about the important information there.";
-constexpr const char* kFiller = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
-constexpr const char* kQuestion = "What is the pass key? The pass key is";
 constexpr std::int64_t kAnswerTokens = 8;
 
-std::vector<int> piece(const llama2c::tokenizer& tok, const std::string& s) { return tok.encode(s, false, false); }
 }  // namespace
 
 int cmd_passkey(const args& a) {
@@ -64,36 +59,22 @@ int cmd_passkey(const args& a) {
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);
   const llama2c::transformer<float> model(m.ck);
 
-  const auto intro = piece(m.tok, kIntro);
-  const auto filler = piece(m.tok, kFiller);
-  const auto question = piece(m.tok, kQuestion);
-  const auto key_len = static_cast<std::int64_t>(piece(m.tok, "The pass key is 12345. Remember it. 12345 is the pass key.").size());
-  const std::int64_t fixed = 1 + static_cast<std::int64_t>(intro.size() + question.size()) + key_len + 4 + kAnswerTokens;
-  const std::int64_t n_fill = (context - fixed) / static_cast<std::int64_t>(filler.size());
+  const llama2c::passkey_pieces pieces(m.tok);
+  const std::int64_t fixed = 1 + static_cast<std::int64_t>(pieces.intro.size() + pieces.question.size()) +
+                             pieces.key_line_tokens + 4 + kAnswerTokens;
+  const std::int64_t n_fill = (context - fixed) / static_cast<std::int64_t>(pieces.filler.size());
   if (n_fill < 1) {
     throw std::invalid_argument("--context: " + std::to_string(context) + " tokens are too few for the task (need >= " +
-                                std::to_string(fixed + static_cast<std::int64_t>(filler.size())) + ")");
+                                std::to_string(fixed + static_cast<std::int64_t>(pieces.filler.size())) + ")");
   }
   longrope::search_rng rng(static_cast<std::uint64_t>(seed));
   nlohmann::json results = nlohmann::json::array();
   std::int64_t correct = 0;
   for (std::int64_t t = 0; t < trials; ++t) {
-    const std::string key = std::to_string(10000 + longrope::uniform_index(rng, 90000));
+    const std::string key = llama2c::passkey_key(rng);
     const auto depth_fill = static_cast<std::int64_t>(longrope::uniform_index(rng, static_cast<std::uint64_t>(n_fill) + 1));
-    std::vector<int> prompt{llama2c::kBos};
-    prompt.insert(prompt.end(), intro.begin(), intro.end());
-    for (std::int64_t i = 0; i < n_fill; ++i) {
-      if (i == depth_fill) {
-        const auto k = piece(m.tok, "The pass key is " + key + ". Remember it. " + key + " is the pass key.");
-        prompt.insert(prompt.end(), k.begin(), k.end());
-      }
-      prompt.insert(prompt.end(), filler.begin(), filler.end());
-    }
-    if (depth_fill == n_fill) {
-      const auto k = piece(m.tok, "The pass key is " + key + ". Remember it. " + key + " is the pass key.");
-      prompt.insert(prompt.end(), k.begin(), k.end());
-    }
-    prompt.insert(prompt.end(), question.begin(), question.end());
+    const std::vector<int> prompt =
+        llama2c::passkey_prompt(pieces, llama2c::passkey_pieces::key_line(m.tok, key), n_fill, depth_fill);
     const std::size_t plen = prompt.size();
     llama2c::generate_options g;
     g.steps = static_cast<std::int64_t>(plen) + kAnswerTokens;

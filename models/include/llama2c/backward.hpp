@@ -57,9 +57,12 @@ struct backward_pass {
   /// `scale` times the gradient of the summed NLL of tokens[1..m) given their
   /// prefixes (inputs tokens[0..m-1) at positions 0..m-2). Returns the summed
   /// NLL (unscaled). doc_start: nullptr or one entry per input (forward()).
+  /// weight: nullptr, or m-1 finite weights >= 0, one per target tokens[i+1]:
+  /// then the loss is the weighted sum of the NLLs (and its gradient).
   /// O(forward) time; memory as in the file comment.
   static double loss_and_grad(const model_t& M, const int* tokens, index_t m, const longrope::rope_frequencies& f,
-                              const index_t* doc_start, T scale, model_t& G, train_workspace<T>& w) {
+                              const index_t* doc_start, T scale, model_t& G, train_workspace<T>& w,
+                              const T* weight = nullptr) {
     if (m < 2) LONGROPE_THROW("longrope.argument", "loss_and_grad: need at least two tokens");
     const model_config& c = M.cfg_;
     const index_t n = m - 1, d = c.dim, h = c.hidden_dim, kv = c.kv_dim(), V = c.vocab_size;
@@ -85,9 +88,16 @@ struct backward_pass {
         row.array() = (row.array() - mx).exp();
         const T sum = row.sum();
         const int target = tokens[r0 + i + 1];
-        loss += static_cast<double>(std::log(sum) - std::log(row(target)));
-        row *= scale / sum;
-        row(target) -= scale;
+        if (weight == nullptr) {
+          loss += static_cast<double>(std::log(sum) - std::log(row(target)));
+          row *= scale / sum;
+          row(target) -= scale;
+        } else {
+          const T wi = weight[r0 + i];
+          loss += static_cast<double>(wi) * static_cast<double>(std::log(sum) - std::log(row(target)));
+          row *= scale * wi / sum;
+          row(target) -= scale * wi;
+        }
       }
       dW.noalias() += w.logits.transpose() * w.fw.xb.middleRows(r0, rows);
       w.dxb.middleRows(r0, rows).noalias() = w.logits * W;

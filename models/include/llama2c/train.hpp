@@ -144,12 +144,70 @@ class trainer {
     zero(grad_);
     double nll = 0.0;
     std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
+    std::vector<std::vector<T>> weights(seqs.size());
+    const std::vector<const longrope::rope_frequencies*> fs(seqs.size(), &f);
+    const std::vector<char> masked(seqs.size(), opt_.doc_mask ? 1 : 0);
     for (int a = 0; a < opt_.accumulation; ++a) {
-      for (auto& s : seqs) src.next(s);
-      nll += accumulate(seqs, f, scale);
+      for (std::size_t i = 0; i < seqs.size(); ++i) {
+        src.next(seqs[i]);
+        take_weights(src, weights[i]);
+      }
+      nll += accumulate(seqs, fs, masked, scale, &weights);
     }
+    return finish_step(nll, per_step * (len - 1));
+  }
+
+  /// Mixed context window training (LongRoPE2; mixed_window.hpp): as step(),
+  /// but each sequence the source marks short_window() is trained with
+  /// `f_short` (the original RoPE) under the document mask, the others with
+  /// `f_long` (and the document mask only when options().doc_mask). A step
+  /// whose sequences are all long equals step(src, f_long) bit for bit; one
+  /// whose sequences are all short equals step(src, f_short) with doc_mask on.
+  step_result step_mixed(sequence_source& src, const longrope::rope_frequencies& f_long,
+                         const longrope::rope_frequencies& f_short) {
+    const std::int64_t len = src.length();
+    const std::int64_t per_step = static_cast<std::int64_t>(opt_.batch) * opt_.accumulation;
+    const T scale = T(1) / static_cast<T>(per_step * (len - 1));
+    zero(grad_);
+    double nll = 0.0;
+    std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
+    std::vector<const longrope::rope_frequencies*> fs(seqs.size());
+    std::vector<char> masked(seqs.size());
+    std::vector<std::vector<T>> weights(seqs.size());
+    for (int a = 0; a < opt_.accumulation; ++a) {
+      for (std::size_t i = 0; i < seqs.size(); ++i) {
+        src.next(seqs[i]);
+        take_weights(src, weights[i]);
+        const bool s = src.short_window();
+        fs[i] = s ? &f_short : &f_long;
+        masked[i] = s || opt_.doc_mask ? 1 : 0;
+        short_seen_ += s ? 1 : 0;
+      }
+      nll += accumulate(seqs, fs, masked, scale, &weights);
+    }
+    return finish_step(nll, per_step * (len - 1));
+  }
+  /// Short-window sequences trained by step_mixed() in this process.
+  std::int64_t short_sequences_seen() const noexcept { return short_seen_; }
+
+ private:
+  /// The source's target weights for its last sequence (empty: all 1).
+  static void take_weights(const sequence_source& src, std::vector<T>& out) {
+    out.clear();
+    if (const auto* w = src.target_weights()) {
+      if (static_cast<std::int64_t>(w->size()) != src.length() - 1) {
+        LONGROPE_THROW("longrope.argument", "training source: target weights do not match the sequence length");
+      }
+      for (float x : *w) {
+        if (!(x >= 0.0f) || !std::isfinite(x)) LONGROPE_THROW("longrope.argument", "training source: bad target weight");
+        out.push_back(static_cast<T>(x));
+      }
+    }
+  }
+
+  step_result finish_step(double nll, std::int64_t tokens) {
     step_result r;
-    r.tokens = per_step * (len - 1);
+    r.tokens = tokens;
     r.loss = nll / static_cast<double>(r.tokens);
     r.lr = learning_rate(opt_, step_);
     r.grad_norm = apply_update(r.lr);
@@ -158,12 +216,18 @@ class trainer {
     return r;
   }
 
- private:
   static void zero(transformer<T>& g) {
     g.for_each_tensor([](const char*, T* p, index_t n, bool) { std::fill(p, p + n, T(0)); });
   }
 
   double accumulate(const std::vector<std::vector<int>>& seqs, const longrope::rope_frequencies& f, T scale) {
+    return accumulate(seqs, std::vector<const longrope::rope_frequencies*>(seqs.size(), &f),
+                      std::vector<char>(seqs.size(), opt_.doc_mask ? 1 : 0), scale);
+  }
+
+  /// Sequence i with frequencies *fs[i], under the document mask when masked[i].
+  double accumulate(const std::vector<std::vector<int>>& seqs, const std::vector<const longrope::rope_frequencies*>& fs,
+                    const std::vector<char>& masked, T scale, const std::vector<std::vector<T>>* weights = nullptr) {
     const int nt = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(opt_.threads), seqs.size()));
     std::vector<double> nll(static_cast<std::size_t>(std::max(nt, 1)), 0.0);
     std::vector<std::exception_ptr> err(nll.size());
@@ -175,10 +239,11 @@ class trainer {
           const auto& s = seqs[i];
           const index_t m = static_cast<index_t>(s.size());
           std::vector<index_t> starts;
-          if (opt_.doc_mask) starts = document_starts(s.data(), m - 1);
+          if (masked[i]) starts = document_starts(s.data(), m - 1);
+          const T* wt = weights && !(*weights)[i].empty() ? (*weights)[i].data() : nullptr;
           nll[static_cast<std::size_t>(t)] += backward_pass<T>::loss_and_grad(
-              model_, s.data(), m, f, opt_.doc_mask ? starts.data() : nullptr, scale, g,
-              ws_[static_cast<std::size_t>(t)]);
+              model_, s.data(), m, *fs[i], masked[i] ? starts.data() : nullptr, scale, g,
+              ws_[static_cast<std::size_t>(t)], wt);
         }
       } catch (...) {
         err[static_cast<std::size_t>(t)] = std::current_exception();
@@ -248,7 +313,7 @@ class trainer {
   std::vector<transformer<T>> thread_grads_;
   std::vector<train_workspace<T>> ws_;
   std::vector<T> m_, v_;
-  std::int64_t step_ = 0, tokens_seen_ = 0;
+  std::int64_t step_ = 0, tokens_seen_ = 0, short_seen_ = 0;
 };
 
 }  // namespace llama2c

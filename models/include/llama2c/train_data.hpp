@@ -49,6 +49,14 @@ class sequence_source {
   virtual void restore(const std::vector<std::uint64_t>& s) = 0;
   /// One line for logs.
   virtual std::string describe() const = 0;
+  /// Whether the sequence of the last next() is a short-window one: documents
+  /// of at most the trained length, to be trained with the original RoPE under
+  /// the document mask (mixed_window.hpp, trainer::step_mixed). False unless a
+  /// source says otherwise.
+  virtual bool short_window() const { return false; }
+  /// Loss weights of the last next() sequence's length()-1 targets (tokens
+  /// 1..length()-1), or nullptr: every target weighs 1 (the default).
+  virtual const std::vector<float>* target_weights() const { return nullptr; }
 };
 
 /// The first position each token may attend under the document mask: the

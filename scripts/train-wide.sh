@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The second, wider toy model (#11): a llama2.c model trained from scratch on the shared TinyStories text
+# with head_size 32 (16 rotary pairs, against stories260K's 4), at 256 tokens, within a wall-time budget.
+# The weights are made on this machine and never committed. Cached: a finished run is not repeated
+# (FORCE=1 retrains); a killed run resumes from its state file, bit for bit.
+#
+#   scripts/train-wide.sh                  # train (<= MINUTES, default 30), then evaluate
+#   EVAL_ONLY=1 scripts/train-wide.sh      # evaluate the cached model
+#
+# Environment: LONGROPE (the CLI, default build/release/tools/longrope/longrope), LONGROPE_SHARED_DIR
+# (default ../shared), OUT (default build/wide), MINUTES (30), STEPS (the schedule's length, 1200),
+# BATCH (16), THREADS (2), SEARCH_SECONDS (budget of each factor search, 240), SEARCH_FLAGS (extra search
+# options, e.g. "--population 8 --iterations 1" for a smoke run).
+#
+# Data: the first 3/4 of valid_head.txt's 393,018 tokens train, the last quarter (from token 294,764) is
+# held out; every perplexity below is on held-out windows, 32,768 scored tokens per context.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LONGROPE=${LONGROPE:-build/release/tools/longrope/longrope}
+SHARED=${LONGROPE_SHARED_DIR:-../shared}
+OUT=${OUT:-build/wide}
+MINUTES=${MINUTES:-30}
+STEPS=${STEPS:-1200}
+THREADS=${THREADS:-2}
+BATCH=${BATCH:-16}
+SEARCH_FLAGS=${SEARCH_FLAGS:-}
+SEARCH_SECONDS=${SEARCH_SECONDS:-240}
+TOK=$SHARED/models/stories260K/tok512.bin
+TEXT=$SHARED/data/tinystories/valid_head.txt
+SPEC=dim=128,layers=4,heads=4,kv_heads=4,hidden=352,vocab=512,seq_len=256
+DATA_END=294764
+mkdir -p "$OUT"
+MODEL=$OUT/wide.bin
+
+if [ -n "${FORCE:-}" ]; then rm -f "$OUT/wide.done" "$MODEL.state"; fi
+if [ -z "${EVAL_ONLY:-}" ] && [ ! -f "$OUT/wide.done" ]; then
+  RESUME=()
+  if [ -f "$MODEL.state" ]; then RESUME=(--resume "$MODEL.state"); fi
+  "$LONGROPE" finetune --init "$SPEC" --tokenizer "$TOK" --text "$TEXT" --data-end $DATA_END --context 256 \
+    --steps "$STEPS" --batch "$BATCH" --lr 2e-3 --min-lr 2e-4 --warmup 40 --weight-decay 0.1 --seed 0 \
+    --threads "$THREADS" --save-every 50 --max-seconds $((MINUTES * 60)) --out "$MODEL" "${RESUME[@]}" \
+    > "$OUT/train.json" 2> "$OUT/train.log"
+  if grep -q '"stopped_early": false' "$OUT/train.json"; then touch "$OUT/wide.done"; fi
+fi
+
+# Held-out perplexity at N: windows of N-1 tokens from the first whole window after DATA_END.
+ev() {  # ev N [scaling flags...]
+  local n=$1; shift
+  local first=$(( (DATA_END + n - 2) / (n - 1) )) windows=$(( 32768 / (n - 1) ))
+  "$LONGROPE" eval --model "$MODEL" --tokenizer "$TOK" --text "$TEXT" --context "$n" --first-window $first \
+    --windows $windows --threads "$THREADS" "$@" 2>/dev/null | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["perplexity"])'
+}
+# Factor searches (short budget) on training-text windows (the start of the stream).
+for n in 1024 2048; do
+  if [ ! -f "$OUT/search$n.json" ]; then
+    "$LONGROPE" search --model "$MODEL" --tokenizer "$TOK" --text "$TEXT" --context $n --windows 2 \
+      --first-window 0 --threads "$THREADS" --seed 0 --max-seconds "$SEARCH_SECONDS" --out "$OUT/search$n.json" \
+      $SEARCH_FLAGS \
+      > /dev/null 2> "$OUT/search$n.log"
+  fi
+done
+{
+  echo "| context | none | PI | NTK | YaRN | LongRoPE (searched) |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| 256 | $(ev 256 --method none) | - | - | - | - |"
+  for n in 1024 2048; do
+    echo "| $n | $(ev $n --method none) | $(ev $n --method pi) | $(ev $n --method ntk) | $(ev $n --method yarn) | $(ev $n --factors-file "$OUT/search$n.json") |"
+  done
+} | tee "$OUT/table.md"
