@@ -351,8 +351,24 @@ class pipeline {
       }
     };
     say("extend: searching " + chain.front() + (chain.size() > 1 ? " ... " + chain.back() : std::string()));
-    const auto res = longrope::run_progressive(stages, fitness, between);
-    record(stages.back(), res.stages.back());
+    const longrope::progress_callback progress = [this](const longrope::search_progress& p) {
+      char line[160];
+      std::snprintf(line, sizeof line, "extend:   generation %d/%d  best perplexity %.5f  %lld evaluations  %.1f s",
+                    p.iteration, p.iterations, p.best_score, static_cast<long long>(p.evaluations), p.elapsed_seconds);
+      say(line);
+      return true;
+    };
+    if (!stages.back().short_window || stages.size() > 1) {
+      const auto res = longrope::run_progressive(stages, fitness, between, progress);
+      record(stages.back(), res.stages.back());
+    } else {
+      // The short stage alone (resumed after search2): run_progressive needs
+      // a long stage, so the same per-stage search it runs, directly.
+      const longrope::search_stage& st = stages.back();
+      const longrope::search_space space(st.space);
+      longrope::evolutionary_search search(space, st.options, st.target, st.seeds);
+      record(st, search.run([&](const std::vector<longrope::search_point>& pts) { return fitness(0, st, pts); }, progress));
+    }
   }
 
   /// Fine-tunes the base model at mid_context with `sc`; writes DIR/NAME.bin.
