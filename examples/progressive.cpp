@@ -76,9 +76,10 @@ std::string render_page(const json& r, const std::string& command) {
   const std::int64_t l0 = o["l0"].get<std::int64_t>(), mid = o["mid_context"].get<std::int64_t>(),
                      lng = o["long_context"].get<std::int64_t>();
   std::ostringstream md;
+  const auto times = [l0](std::int64_t L) { return fixed(static_cast<double>(L) / static_cast<double>(l0), 2); };
   md << "# Progressive extension at toy scale: results\n\n"
-     << "stories260K (trained at " << l0 << " tokens): search at " << mid << " (" << mid / l0 << "x), fine-tune at "
-     << mid << " with those factors, search at " << lng << " (" << lng / l0
+     << "stories260K (trained at " << l0 << " tokens): search at " << mid << " (" << times(mid) << "x), fine-tune at "
+     << mid << " with those factors, search at " << lng << " (" << times(lng)
      << "x) on the fine-tuned model, short factors at " << l0
      << "; PI-FT and YaRN-FT fine-tuned for the same steps on the same data. Held-out perplexity on "
      << t["held_out"].get<std::string>() << " of the token stream (" << t["windows"] << " window(s) per length; "
@@ -113,26 +114,26 @@ std::string render_page(const json& r, const std::string& command) {
   auto check = [&](const std::string& what, double a, double b) {
     md << "- " << what << ": " << fixed(a, 3) << " vs " << fixed(b, 3) << " -> **" << (a < b ? "yes" : "NO") << "**\n";
   };
-  if (served && noft) {
+  // "LongRoPE fine-tuned": the fine-tuned model with search1's factors at the
+  // mid context (what it was tuned with), with search2's (its 16x search) above.
+  const json* ft1 = find_row(rows, "LongRoPE-FT, search1 factors");
+  const json* ft2 = find_row(rows, "LongRoPE-FT, search2 factors");
+  if (ft1 && ft2 && noft) {
     for (auto L : {mid, lng}) {
       if (std::find(lengths.begin(), lengths.end(), L) == lengths.end()) continue;
-      check("LongRoPE-FT (served) below LongRoPE without fine-tuning at " + std::to_string(L), ppl(*served, L), ppl(*noft, L));
+      const json& mine = L == mid ? *ft1 : *ft2;
+      const std::string who = L == mid ? "LongRoPE-FT (search1 factors)" : "LongRoPE-FT (search2 factors)";
+      check(who + " below LongRoPE without fine-tuning at " + std::to_string(L), ppl(mine, L), ppl(*noft, L));
       for (const char* b : {"PI-FT", "YaRN-FT"}) {
-        if (const json* x = find_row(rows, b)) check("LongRoPE-FT (served) below " + std::string(b) + " at " + std::to_string(L), ppl(*served, L), ppl(*x, L));
+        if (const json* x = find_row(rows, b)) check(who + " below " + std::string(b) + " at " + std::to_string(L), ppl(mine, L), ppl(*x, L));
       }
     }
     if (std::find(lengths.begin(), lengths.end(), lng) != lengths.end()) {
-      double best_other = 1e300;
-      std::string who;
-      for (const auto& row : rows) {
-        if (&row == served || row["method"] == "LongRoPE-FT, search2 factors") continue;
-        if (ppl(row, lng) < best_other) {
-          best_other = ppl(row, lng);
-          who = row["method"].get<std::string>();
+      for (const char* b : {"LongRoPE-FT model + PI", "LongRoPE-FT model + YaRN", "LongRoPE-FT, search1 factors"}) {
+        if (const json* x = find_row(rows, b)) {
+          check("on the fine-tuned model at " + std::to_string(lng) + ": search2 factors below " + std::string(b), ppl(*ft2, lng), ppl(*x, lng));
         }
       }
-      check("search2 factors on the fine-tuned model below every other row at " + std::to_string(lng) + " (best: " + who + ")",
-            ppl(*served, lng), best_other);
     }
   }
   if (served && none) {
