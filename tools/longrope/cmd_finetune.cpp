@@ -21,6 +21,7 @@
 #include <llama2c/mixed_window.hpp>
 #include <llama2c/passkey.hpp>
 #include <llama2c/train.hpp>
+#include <llama2c/train_loop.hpp>
 #include <llama2c/train_data.hpp>
 #include <llama2c/train_state.hpp>
 
@@ -235,28 +236,22 @@ int cmd_finetune(const args& a) {
   std::fprintf(stderr, "finetune: %s; context %lld, %s, %lld steps x %d x %d sequences, %d thread(s)\n",
                src->describe().c_str(), static_cast<long long>(context), llama2c::to_string(sc.method),
                static_cast<long long>(o.steps), o.batch, o.accumulation, o.threads);
-  const auto t0 = std::chrono::steady_clock::now();
-  double first_loss = std::nan(""), last_loss = std::nan("");
-  const std::int64_t start_step = tr.step_count(), start_tokens = tr.tokens_seen();
-  bool stopped = false;
-  while (tr.step_count() < o.steps) {
-    const auto r = mixed_window > 0.0 ? tr.step_mixed(*src, f, f_short) : tr.step(*src, f);
-    if (tr.step_count() == start_step + 1) first_loss = r.loss;
-    last_loss = r.loss;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double done = static_cast<double>(tr.step_count() - start_step);
-    const double left = secs / done * static_cast<double>(o.steps - tr.step_count());
-    std::fprintf(stderr, "finetune: step %lld/%lld  loss %.5f  lr %.3g  |g| %.3g  %.0f tokens/s  %.1f s  ~%.0f s left\n",
-                 static_cast<long long>(tr.step_count()), static_cast<long long>(o.steps), r.loss, r.lr, r.grad_norm,
-                 static_cast<double>(tr.tokens_seen() - start_tokens) / secs, secs, left);
-    if (save_every > 0 && tr.step_count() % save_every == 0 && tr.step_count() < o.steps) save();
-    if (max_seconds > 0.0 && secs >= max_seconds) {
-      stopped = true;
-      break;
-    }
-  }
+  const std::int64_t start_tokens = tr.tokens_seen();
+  const auto loop = llama2c::run_train_loop<float>(
+      tr, *src, f, {max_seconds, save_every, mixed_window > 0.0 ? &f_short : nullptr},
+      [&](const llama2c::step_result& r, double secs, std::int64_t done) {
+        const double left = secs / static_cast<double>(done) * static_cast<double>(o.steps - tr.step_count());
+        std::fprintf(stderr,
+                     "finetune: step %lld/%lld  loss %.5f  lr %.3g  |g| %.3g  %.0f tokens/s  %.1f s  ~%.0f s left\n",
+                     static_cast<long long>(tr.step_count()), static_cast<long long>(o.steps), r.loss, r.lr,
+                     r.grad_norm, static_cast<double>(tr.tokens_seen() - start_tokens) / secs, secs, left);
+      },
+      save);
+  const std::int64_t start_step = tr.step_count() - static_cast<std::int64_t>(loop.losses.size());
+  const double first_loss = loop.first_loss, last_loss = loop.last_loss;
+  const bool stopped = loop.stopped_early;
   save();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = loop.seconds;
 
   nlohmann::json out;
   out["first_loss"] = json_number(first_loss);

@@ -26,6 +26,8 @@ int cmd_search(const args& a);
 int cmd_passkey(const args& a);
 // Fine-tuning the toy model (cmd_finetune.cpp).
 int cmd_finetune(const args& a);
+// The progressive pipeline (cmd_extend.cpp).
+int cmd_extend(const args& a);
 
 // Interop (cmd_export.cpp, cmd_gguf.cpp).
 int cmd_export(const args& a);

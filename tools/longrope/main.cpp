@@ -29,6 +29,7 @@ const std::vector<command>& commands() {
       {"search", "LongRoPE evolutionary search of rescale factors for a llama2.c model", cmd_search},
       {"passkey", "the paper's passkey retrieval task on a llama2.c model", cmd_passkey},
       {"finetune", "fine-tune a llama2.c model at a target context with a RoPE scaling", cmd_finetune},
+      {"extend", "progressive extension: search, fine-tune, search again, short factors, baselines", cmd_extend},
       {"export", "searched factors into a config.json for transformers 4.x / 5.x or vLLM", cmd_export},
       {"gguf", "show a GGUF file's rope metadata, or set its LongRoPE factor tensors", cmd_gguf},
       {"evaluate", "an evaluator for search --evaluator (toy model or synthetic), stdin/stdout or MPI", cmd_evaluate},

@@ -1,0 +1,22 @@
+# The progressive pipeline, `longrope extend` (llama2c/pipeline.hpp): bad
+# input, and a tiny-budget run stopped after a stage and resumed against an
+# uninterrupted one (stories260K from ../shared; skips cleanly without it).
+if(TARGET longrope_cli)
+  longrope_add_test(test_extend_cli SOURCES test_extend_cli.cpp LIBS nlohmann_json::nlohmann_json)
+  target_compile_definitions(test_extend_cli PRIVATE LONGROPE_CLI_PATH="$<TARGET_FILE:longrope_cli>")
+  add_dependencies(test_extend_cli longrope_cli)
+endif()
+
+# The progressive demo's smoke run (--quick: tiny budgets and contexts): it must
+# write the results page with every row and the three pictures. dev only, like
+# example_demo_quick (tests/model.cmake): sanitize and scalar run test_extend_cli.
+string(FIND "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_DEBUG} ${CMAKE_CXX_FLAGS_RELEASE}" "-fsanitize" longrope_pipeline_sanitized)
+if(TARGET progressive AND longrope_pipeline_sanitized EQUAL -1 AND NOT LONGROPE_FORCE_SCALAR)
+  if(EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/models/stories260K/stories260K.bin" AND
+     EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/data/tinystories/valid_head.txt")
+    add_test(NAME example_progressive_quick
+             COMMAND ${CMAKE_COMMAND} -DDEMO=$<TARGET_FILE:progressive> -DOUT=${CMAKE_CURRENT_BINARY_DIR}/progressive-quick
+                     -P ${CMAKE_CURRENT_SOURCE_DIR}/run_progressive_quick.cmake)
+    set_tests_properties(example_progressive_quick PROPERTIES TIMEOUT 300)
+  endif()
+endif()

@@ -1,0 +1,32 @@
+# Driven by ctest: runs `progressive --quick` and checks the page and pictures it wrote.
+# Inputs: DEMO (the binary), OUT (a scratch folder).
+file(REMOVE_RECURSE ${OUT})
+execute_process(COMMAND ${DEMO} --quick --threads 2 --out ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "progressive --quick exited with ${rc}: ${err}")
+endif()
+file(READ ${OUT}/results-pipeline.md page)
+foreach(row "| none | no |" "| PI | no |" "| YaRN | no |" "| LongRoPE | no |" "| PI-FT | yes |" "| YaRN-FT | yes |"
+            "| LongRoPE-FT served (short <= L0, search2 above) | yes |" "within 2% of the base model"
+            "| search2 | 768 | finetune |" "| short | 512 | finetune |")
+  string(FIND "${page}" "${row}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "results-pipeline.md lacks '${row}'")
+  endif()
+endforeach()
+foreach(f pipeline-perplexity.svg pipeline-factors.svg pipeline-loss.svg work/result.json work/finetune.bin.json)
+  if(NOT EXISTS ${OUT}/${f})
+    message(FATAL_ERROR "progressive --quick did not write ${OUT}/${f}")
+  endif()
+  file(READ ${OUT}/${f} body LIMIT 400)
+  string(LENGTH "${body}" n)
+  if(n LESS 200)
+    message(FATAL_ERROR "progressive --quick wrote a near-empty ${f}")
+  endif()
+endforeach()
+file(READ ${OUT}/pipeline-perplexity.svg svg)
+string(FIND "${svg}" "<svg" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "pipeline-perplexity.svg is not an SVG document")
+endif()

@@ -1,0 +1,166 @@
+// `longrope extend`: the paper's progressive extension as one resumable
+// command (llama2c/pipeline.hpp, docs/pipeline.md): search 4x, fine-tune at
+// 4x with those factors, search 16x on the fine-tuned model, short-window
+// readjustment, PI-FT / YaRN-FT baselines at the same budget, held-out
+// evaluation. Stages are checkpointed in --work DIR; a rerun continues there.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <longrope/io.hpp>
+#include <llama2c/pipeline.hpp>
+
+#include "cli_args.hpp"
+#include "cmd_model.hpp"
+#include "commands.hpp"
+
+namespace longrope_cli {
+
+namespace {
+const char* const kExtendHelp =
+    "usage: longrope extend --model M --tokenizer T (--text FILE | --tokens FILE) --work DIR\n"
+    "                       [--until STAGE] [--resume] [--out FILE] [--no-baselines]\n"
+    "                       [--mid-context N] [--long-context N] [--short-lambda-max X]\n"
+    "                       [--population P] [--mutations N1] [--crossovers N2] [--topk K]\n"
+    "                       [--iterations T] [--seed S] [--threads J] [--no-n-hat]\n"
+    "                       [--search-windows W] [--eval-windows W] [--eval-lengths a,b,...]\n"
+    "                       [--steps S] [--batch B] [--accum A] [--lr X] [--min-lr X] [--warmup W]\n"
+    "                       [--decay D] [--clip X] [--weight-decay X] [--train-threads J] [--data-seed K]\n"
+    "\n"
+    "The progressive extension of a model trained at L0 tokens (its seq_len), as stages:\n"
+    "  search1      LongRoPE search at the mid context (default 4 L0) on the base model\n"
+    "  finetune     fine-tune at the mid context with search1's factors (DIR/finetune.bin)\n"
+    "  search2      search at the long context (default 16 L0) on the fine-tuned model, seeded\n"
+    "               with search1's factors (factors are totals relative to the original RoPE)\n"
+    "  short        short factors at L0 on the fine-tuned model, grid [1, --short-lambda-max]\n"
+    "  pi-ft, yarn-ft  the base model fine-tuned with PI / YaRN, same steps and data\n"
+    "  search-base  LongRoPE at the long context on the base model (the no-fine-tuning row)\n"
+    "  evaluate     held-out perplexity of every method at L0, mid and long (DIR/result.json);\n"
+    "               the served model: DIR/finetune.bin + DIR/finetune.bin.json (long factors\n"
+    "               as its scaling, short_scaling, a transformers rope_scaling block),\n"
+    "               DIR/long-factors.json and DIR/short-factors.json for --factors-file\n"
+    "Data: fine-tuning on stream tokens [0, n/4), search windows from [n/4, n/2), held-out\n"
+    "evaluation from [n/2, n). Each finished stage is written atomically to\n"
+    "DIR/stage-NAME.json; a run finds them and continues at the first missing stage, so a\n"
+    "killed run, rerun with the same options, ends with the same result (up to \"seconds\").\n"
+    "Prints the result JSON (every stage's factors and scores, the served factors, the table).\n"
+    "\n"
+    "  --work DIR           the work directory (created if missing)\n"
+    "  --until STAGE        stop after STAGE (search1, finetune, search2, short, pi-ft, yarn-ft,\n"
+    "                       search-base, evaluate)\n"
+    "  --resume             require DIR to hold a started pipeline (else an error)\n"
+    "  --out FILE           also write the printed JSON here\n"
+    "  --no-baselines       skip pi-ft, yarn-ft and search-base\n"
+    "  --short-lambda-max X grid top of the short stage (default 1.25)\n"
+    "  --population P ... --iterations T  search budget of every search (default 8, 4, 4, 4, 4)\n"
+    "  --seed S             search seed (default 0)\n"
+    "  --threads J          evaluation threads (default: all cores; results do not depend on it)\n"
+    "  --no-n-hat           n_hat = 0 instead of searched in the long searches\n"
+    "  --search-windows W   windows per candidate (default 1)\n"
+    "  --eval-windows W     held-out windows per length (default 2)\n"
+    "  --eval-lengths L,... held-out lengths (default L0, mid, long)\n"
+    "  --steps S            fine-tuning steps of every method (default 30); --batch (1), --accum (1),\n"
+    "                       --lr (5e-4), --min-lr (lr/10), --warmup (4), --decay (cosine), --clip (1),\n"
+    "                       --weight-decay (0), --train-threads (1: results depend on it), --data-seed (0)\n";
+}  // namespace
+
+int cmd_extend(const args& a) {
+  const option_parser opt(
+      a,
+      model_options({"--text", "--tokens", "--work", "--until", "--out", "--mid-context", "--long-context",
+                     "--short-lambda-max", "--population", "--mutations", "--crossovers", "--topk", "--iterations",
+                     "--seed", "--threads", "--search-windows", "--eval-windows", "--eval-lengths", "--steps", "--batch",
+                     "--accum", "--lr", "--min-lr", "--warmup", "--decay", "--clip", "--weight-decay", "--train-threads",
+                     "--data-seed"}),
+      {"--resume", "--no-baselines", "--no-n-hat"});
+  if (opt.help()) {
+    std::fputs(kExtendHelp, stdout);
+    return 0;
+  }
+  const std::string work = opt.required("--work");
+  auto ranged = [&](const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t v = opt.int_or(name, fallback);
+    if (v < lo || v > hi) {
+      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "], got " + std::to_string(v));
+    }
+    return v;
+  };
+  llama2c::pipeline_options o;
+  auto& s = o.search;
+  s.population = static_cast<int>(ranged("--population", 8, 1, 100000));
+  s.mutations = static_cast<int>(ranged("--mutations", 4, 0, 100000));
+  s.crossovers = static_cast<int>(ranged("--crossovers", 4, 0, 100000));
+  s.top_k = static_cast<int>(ranged("--topk", 4, 1, 100000));
+  s.iterations = static_cast<int>(ranged("--iterations", 4, 0, 100000));
+  s.seed = static_cast<std::uint64_t>(ranged("--seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  s.threads = static_cast<int>(ranged("--threads", 0, 0, 1024));
+  o.search_n_hat = !opt.has("--no-n-hat");
+  o.search_windows = ranged("--search-windows", 1, 1, 10000);
+  o.eval_windows = ranged("--eval-windows", 2, 1, 10000);
+  o.short_lambda_max = opt.double_or("--short-lambda-max", 1.25);
+  if (!(o.short_lambda_max >= 1.0) || o.short_lambda_max > 1000.0) {
+    throw std::invalid_argument("--short-lambda-max: must be in [1, 1000]");
+  }
+  o.train.steps = ranged("--steps", 30, 1, 100000000);
+  o.train.batch = static_cast<int>(ranged("--batch", 1, 1, 4096));
+  o.train.accumulation = static_cast<int>(ranged("--accum", 1, 1, 4096));
+  o.train.threads = static_cast<int>(ranged("--train-threads", 1, 1, 1024));
+  o.train.warmup = ranged("--warmup", 4, 0, 100000000);
+  o.train.lr = opt.double_or("--lr", 5e-4);
+  o.train.min_lr = opt.double_or("--min-lr", o.train.lr / 10);
+  o.train.weight_decay = opt.double_or("--weight-decay", 0.0);
+  o.train.clip = opt.double_or("--clip", 1.0);
+  if (const auto d = opt.get("--decay")) o.train.decay = llama2c::parse_lr_decay(*d);
+  o.train.validate();
+  o.data_seed = static_cast<std::uint64_t>(ranged("--data-seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  o.baselines = !opt.has("--no-baselines");
+  o.until = opt.get_or("--until", "");
+  if (!o.until.empty()) {
+    const auto stages = llama2c::pipeline_stages(o);
+    if (std::find(stages.begin(), stages.end(), o.until) == stages.end()) {
+      std::string all;
+      for (const auto& st : stages) all += (all.empty() ? "" : ", ") + st;
+      throw std::invalid_argument("--until: unknown stage '" + o.until + "' (stages: " + all + ")");
+    }
+  }
+  if (opt.has("--resume")) {
+    std::error_code ec;
+    const std::string first = (std::filesystem::path(work) / "stage-search1.json").string();
+    if (!std::filesystem::exists(first, ec)) {
+      throw std::invalid_argument("--resume: " + work + " holds no started pipeline (no " + first + ")");
+    }
+  }
+
+  const loaded_model m = load_model(opt);
+  const std::int64_t l0 = m.ck.config.seq_len;
+  o.mid_context = ranged("--mid-context", 4 * l0, l0 + 1, 1 << 20);
+  o.long_context = ranged("--long-context", 16 * l0, o.mid_context, 1 << 20);
+  if (const auto e = opt.get("--eval-lengths")) {
+    for (double v : option_parser::parse_double_list(*e, "--eval-lengths")) {
+      if (v != static_cast<double>(static_cast<std::int64_t>(v)) || v < 2 || v > (1 << 20)) {
+        throw std::invalid_argument("--eval-lengths: integers in [2, 1048576] expected");
+      }
+      o.eval_lengths.push_back(static_cast<std::int64_t>(v));
+    }
+  }
+  std::int64_t longest = o.long_context;
+  for (auto L : o.eval_lengths) longest = std::max(longest, L);
+  check_forward_memory(m.ck.config, longest, effective_threads(s.threads, std::int64_t{1} << 30), "--long-context");
+  auto stream = read_stream(opt, m);
+  llama2c::pipeline p(m.ck, std::move(stream), work, o, [](const std::string& line) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  });
+  const nlohmann::json out = p.run();
+  const std::string text = out.dump(2);
+  std::printf("%s\n", text.c_str());
+  if (const auto f = opt.get("--out")) longrope::write_file_atomic(*f, text + "\n");
+  return 0;
+}
+
+}  // namespace longrope_cli
