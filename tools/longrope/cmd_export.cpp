@@ -93,8 +93,7 @@ int cmd_export(const args& a) {
   const std::string text = slurp_file(config_path);
   const auto in = parse_file(config_path, text);
   const auto out = longrope::export_config(in, eo);
-  std::ofstream f(out_path, std::ios::binary);
-  if (!(f << out.dump(longrope::json_indent_of(text)) << '\n')) throw std::invalid_argument(out_path + ": cannot write");
+  longrope::write_file_atomic(out_path, out.dump(longrope::json_indent_of(text)) + "\n");
   if (eo.n_hat != 0) std::fprintf(stderr, "export: n_hat = %lld dropped (--drop-n-hat)\n", static_cast<long long>(eo.n_hat));
   return 0;
 }

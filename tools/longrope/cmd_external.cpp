@@ -47,8 +47,7 @@ const char* const kExternalHelp =
     "checkpointing to FILE unless --checkpoint names another).\n";
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  if (!(f << text << '\n')) throw std::invalid_argument(path + ": cannot write");
+  longrope::write_file_atomic(path, text + "\n");
 }
 
 std::string progress_line(const longrope::evolutionary_search& s) {
@@ -200,8 +199,7 @@ int cmd_ask(const args& a) {
     for (const auto& r : reqs) text += longrope::encode_request(r);
   }
   if (const auto p = opt.get("--out")) {
-    std::ofstream f(*p);
-    if (!(f << text)) throw std::invalid_argument(*p + ": cannot write");
+    longrope::write_file_atomic(*p, text);
   } else {
     std::fputs(text.c_str(), stdout);
   }

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <llama2c/checkpoint_writer.hpp>
 #include <llama2c/init.hpp>
@@ -229,8 +230,7 @@ int cmd_finetune(const args& a) {
     sidecar["base_model"] = init ? "init:" + *init : opt.required("--model");
     sidecar["steps"] = tr.step_count();
     sidecar["tokens_seen"] = tr.tokens_seen();
-    std::ofstream side(sidecar_path(out_path));
-    if (!(side << sidecar.dump(2) << '\n')) throw std::invalid_argument(sidecar_path(out_path) + ": cannot write");
+    longrope::write_file_atomic(sidecar_path(out_path), sidecar.dump(2) + "\n");
   };
 
   std::fprintf(stderr, "finetune: %s; context %lld, %s, %lld steps x %d x %d sequences, %d thread(s)\n",

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <longrope/io.hpp>
 #include <longrope/json.hpp>
 #include <llama2c/longrope2_extension.hpp>
 #include <llama2c/needle.hpp>
@@ -234,8 +235,7 @@ int cmd_search_longrope2(const args& a) {
   const std::string text = out.dump(2);
   std::printf("%s\n", text.c_str());
   if (out_path) {
-    std::ofstream f(*out_path);
-    if (!(f << text << '\n')) throw std::invalid_argument(*out_path + ": cannot write");
+    longrope::write_file_atomic(*out_path, text + "\n");
   }
   return 0;
 }
