@@ -1,7 +1,9 @@
 // The MPI transport of mpi_transport.hpp.
 #include "mpi_transport.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -85,6 +87,8 @@ class mpi_transport final : public evaluator_transport {
     if (size_ < 2) throw std::invalid_argument("--mpi: no evaluator ranks (run under mpirun with at least 2 ranks)");
     alive_.assign(static_cast<std::size_t>(size_), 1);
     alive_[0] = 0;
+    last_answer_.assign(static_cast<std::size_t>(size_), clock_type::now());
+    service_.assign(static_cast<std::size_t>(size_), std::numeric_limits<double>::infinity());
     const std::string hello = longrope::encode_hello_request();
     for (int r = 1; r < size_; ++r) send_line(hello, r, kTagRequest);
     for (int r = 1; r < size_; ++r) {
@@ -113,42 +117,51 @@ class mpi_transport final : public evaluator_transport {
     if (!fin) MPI_Finalize();
   }
 
+  // Requests are pipelined as in the process pool (evaluator_pool.cpp): a rank
+  // holds up to window() of them, about 1 ms of its measured work (at most 64),
+  // so a fast evaluator is not held up by one round trip per candidate, while a
+  // slow one (the real case) gets one at a time and the ranks stay balanced.
+  // MPI delivers one sender's messages in order, so a rank's answer is for the
+  // oldest request it holds; each result lands in its request's slot, so the
+  // scores do not depend on which rank answered when.
   std::vector<double> evaluate(const std::vector<longrope::eval_request>& requests) override {
     const std::size_t n = requests.size();
     std::vector<double> scores(n, std::numeric_limits<double>::infinity());
     std::vector<std::size_t> queue(n);
     for (std::size_t i = 0; i < n; ++i) queue[i] = i;
     std::size_t head = 0, remaining = n;
-    std::vector<long long> task(static_cast<std::size_t>(size_), -1);
-    std::vector<clock_type::time_point> due(static_cast<std::size_t>(size_), clock_type::time_point::max());
+    const auto ranks = static_cast<std::size_t>(size_);
+    std::vector<std::deque<std::size_t>> inflight(ranks);
+    std::vector<clock_type::time_point> due(ranks, clock_type::time_point::max());
     while (remaining > 0) {
       bool any = false;
-      for (int r = 1; r < size_; ++r) {
-        const auto ur = static_cast<std::size_t>(r);
-        if (!alive_[ur]) continue;
+      for (std::size_t r = 1; r < ranks; ++r) {
+        if (!alive_[r]) continue;
         any = true;
-        if (task[ur] < 0 && head < queue.size()) {
-          task[ur] = static_cast<long long>(queue[head++]);
-          send_line(longrope::encode_request(requests[static_cast<std::size_t>(task[ur])]), r, kTagRequest);
-          due[ur] = deadline();
+        if (inflight[r].empty() && head < queue.size()) last_answer_[r] = clock_type::now();
+        const std::size_t w = window(service_[r]);
+        while (inflight[r].size() < w && head < queue.size()) {
+          inflight[r].push_back(queue[head++]);
+          send_line(longrope::encode_request(requests[inflight[r].back()]), static_cast<int>(r), kTagRequest);
         }
+        if (!inflight[r].empty() && due[r] == clock_type::time_point::max()) due[r] = deadline();
       }
       if (!any) throw longrope::error("longrope.evaluator", "every MPI evaluator rank timed out");
       auto first_due = clock_type::time_point::max();
-      for (int r = 1; r < size_; ++r) {
-        if (task[static_cast<std::size_t>(r)] >= 0) first_due = std::min(first_due, due[static_cast<std::size_t>(r)]);
+      for (std::size_t r = 1; r < ranks; ++r) {
+        if (!inflight[r].empty()) first_due = std::min(first_due, due[r]);
       }
       MPI_Status st;
       if (!wait_message(MPI_ANY_SOURCE, kTagReply, st, first_due)) {
         const auto now = clock_type::now();
-        for (int r = 1; r < size_; ++r) {
-          const auto ur = static_cast<std::size_t>(r);
-          if (task[ur] >= 0 && now >= due[ur]) {
+        for (std::size_t r = 1; r < ranks; ++r) {
+          if (!inflight[r].empty() && now >= due[r]) {
             log_line("MPI rank " + std::to_string(r) + ": no answer within --eval-timeout; dropping the rank");
-            alive_[ur] = 0;
-            queue.push_back(static_cast<std::size_t>(task[ur]));
-            task[ur] = -1;
-            ++stats_.retries;
+            alive_[r] = 0;
+            for (std::size_t t : inflight[r]) queue.push_back(t);
+            stats_.retries += static_cast<std::int64_t>(inflight[r].size());
+            inflight[r].clear();
+            due[r] = clock_type::time_point::max();
           }
         }
         continue;
@@ -156,8 +169,14 @@ class mpi_transport final : public evaluator_transport {
       const auto src = static_cast<std::size_t>(st.MPI_SOURCE);
       bool too_long = false;
       const std::string line = recv_line(st, too_long);
-      if (src >= alive_.size() || !alive_[src] || task[src] < 0) continue;  // a late answer of a dropped rank
-      const auto t = static_cast<std::size_t>(task[src]);
+      if (src >= ranks || !alive_[src] || inflight[src].empty()) continue;  // a late answer of a dropped rank
+      const std::size_t t = inflight[src].front();
+      inflight[src].pop_front();
+      const auto now = clock_type::now();
+      const double took = std::chrono::duration<double>(now - last_answer_[src]).count();
+      service_[src] = std::isfinite(service_[src]) ? 0.75 * service_[src] + 0.25 * took : took;
+      last_answer_[src] = now;
+      due[src] = inflight[src].empty() ? clock_type::time_point::max() : deadline();
       try {
         if (too_long) throw longrope::error("longrope.protocol", "over-long answer");
         const auto rep = longrope::decode_reply(line);
@@ -172,7 +191,6 @@ class mpi_transport final : public evaluator_transport {
         log_line("MPI rank " + std::to_string(src) + ": garbage answer (" + e.what() + "); candidate scored +inf");
         ++stats_.error_fitness;
       }
-      task[src] = -1;
       --remaining;
       ++stats_.evaluations;
     }
@@ -185,10 +203,20 @@ class mpi_transport final : public evaluator_transport {
     return clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(timeout_));
   }
   static void log_line(const std::string& s) { std::fprintf(stderr, "evaluator: %s\n", s.c_str()); }
+  // Requests to keep at a rank whose answers take `service` seconds each.
+  static std::size_t window(double service) {
+    constexpr double kQueuedWorkSeconds = 1e-3;
+    constexpr std::size_t kMaxPipeline = 64;
+    if (!(service < kQueuedWorkSeconds)) return 1;
+    const double w = kQueuedWorkSeconds / std::max(service, 1e-9);
+    return std::max<std::size_t>(1, std::min(kMaxPipeline, static_cast<std::size_t>(w)));
+  }
 
   double timeout_;
   int size_ = 0;
   std::vector<char> alive_;
+  std::vector<clock_type::time_point> last_answer_;  // per rank: its last answer, or when it got work while idle
+  std::vector<double> service_;                      // per rank: moving average of the time per answer
 };
 }  // namespace
 

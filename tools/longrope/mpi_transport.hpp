@@ -1,6 +1,8 @@
 // The evaluator protocol over MPI (docs/evaluators.md): rank 0 runs the search
-// and sends each request line to a free evaluator rank (tag 1); evaluator ranks
-// answer with reply lines (tag 2); shutdown goes to every rank at the end. An
+// and sends request lines to the evaluator ranks (tag 1; a rank answering in
+// well under 1 ms gets several queued, like the process pool's pipelining, a
+// slow one one at a time); evaluator ranks answer with reply lines (tag 2), in
+// order; shutdown goes to every rank at the end. An
 // MPMD job: mpirun -np 1 longrope search --mpi ... : -np N <evaluator> --mpi.
 // Compiled only when CMake found MPI (LONGROPE_HAVE_MPI); otherwise every entry
 // point throws a clear error.
