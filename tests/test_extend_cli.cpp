@@ -129,6 +129,15 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   INFO(ev.err);
   CHECK(ev.status == 0);
   CHECK(ev.err.find("finetune.bin.json") != std::string::npos);
+  REQUIRE(ev.status == 0);
+  CHECK(json::parse(ev.out)["factors"] == ja["factors"]["long_factor"]);
+  // ... and the short set up to the trained length (the served model switches at L0).
+  const auto ev_short = run_cli({"eval", "--model", (std::filesystem::path(a) / "finetune.bin").string(),
+                                 "--tokenizer", tok.string(), "--text", small, "--context", "512", "--windows", "1"});
+  INFO(ev_short.err);
+  REQUIRE(ev_short.status == 0);
+  CHECK(ev_short.err.find("using the short_scaling of") != std::string::npos);
+  CHECK(json::parse(ev_short.out)["factors"] == ja["factors"]["short_factor"]);
 
   // Stopped after search2, then resumed: same stages, same result.
   const auto part = run_cli(with({"--work", b, "--until", "search2"}));

@@ -56,7 +56,7 @@ int cmd_eval(const args& a) {
   if (first < 0) throw std::invalid_argument("--first-window: must be >= 0");
   const std::int64_t threads = opt.int_or("--threads", 0);
   if (threads < 0 || threads > 1024) throw std::invalid_argument("--threads: must be in [0, 1024]");
-  const llama2c::scaling sc = parse_scaling(opt);
+  const llama2c::scaling sc = parse_scaling(opt, context);
 
   const loaded_model m = load_model(opt);
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);

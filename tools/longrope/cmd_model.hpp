@@ -105,7 +105,12 @@ inline llama2c::scaling scaling_from_json(const nlohmann::json& j, const std::st
 /// The sidecar `finetune` writes beside a checkpoint: M.json.
 inline std::string sidecar_path(const std::string& model) { return model + ".json"; }
 
-inline llama2c::scaling parse_scaling(const option_parser& opt) {
+/// The scaling flags, else the sidecar M.json beside --model. A served
+/// sidecar (`longrope extend`) holds two sets: "scaling" (long) and
+/// "short_scaling" for sequences up to its "original_max_position_embeddings";
+/// with `context` > 0 the set for that many tokens is taken, as an engine's
+/// by-length policy would (kv_switch.hpp); context 0 always takes "scaling".
+inline llama2c::scaling parse_scaling(const option_parser& opt, std::int64_t context = 0) {
   llama2c::scaling sc;
   const bool any = opt.has("--method") || opt.has("--factors") || opt.has("--n-hat") ||
                    opt.has("--attention-factor") || opt.has("--factors-file");
@@ -116,8 +121,16 @@ inline llama2c::scaling parse_scaling(const option_parser& opt) {
     if (std::ifstream(side).good()) {
       const nlohmann::json j = read_json_file(side);
       if (!j.is_object() || !j.contains("scaling")) throw std::invalid_argument(side + ": no \"scaling\" object");
-      sc = scaling_from_json(j["scaling"], side + ": scaling");
-      std::fprintf(stderr, "note: using the scaling of %s (method %s)\n", side.c_str(), llama2c::to_string(sc.method));
+      const char* key = "scaling";
+      if (context > 0 && j.contains("short_scaling")) {
+        const auto it = j.find("original_max_position_embeddings");
+        if (it == j.end() || !it->is_number_integer() || it->get<std::int64_t>() < 1) {
+          throw std::invalid_argument(side + ": short_scaling needs an integer original_max_position_embeddings >= 1");
+        }
+        if (context <= it->get<std::int64_t>()) key = "short_scaling";
+      }
+      sc = scaling_from_json(j[key], side + ": " + key);
+      std::fprintf(stderr, "note: using the %s of %s (method %s)\n", key, side.c_str(), llama2c::to_string(sc.method));
     }
   }
   if (const auto f = opt.get("--factors")) {

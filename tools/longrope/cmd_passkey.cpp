@@ -53,7 +53,7 @@ int cmd_passkey(const args& a) {
   const std::int64_t seed = opt.int_or("--seed", 0);
   if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
   if (context < 2) throw std::invalid_argument("--context: must be >= 2, got " + std::to_string(context));
-  const llama2c::scaling sc = parse_scaling(opt);
+  const llama2c::scaling sc = parse_scaling(opt, context);
   const loaded_model m = load_model(opt);
   check_forward_memory(m.ck.config, context, 1, "--context");
   const auto f = llama2c::make_frequencies(m.ck.config, sc, context);
