@@ -147,7 +147,12 @@ TEST_CASE("an evaluator error, or retries exhausted, scores +inf and the search 
   CHECK_THAT(r.err, Catch::Contains("evaluator error: injected fault; scored +inf"));
   const json out = json::parse(r.out);
   CHECK(out.at("evaluator_failures").at("error_fitness").get<int>() > 0);
-  CHECK(out.at("evaluations") == 12 + 4 * 12);
+  // Every generation ran: 12 + 4 x 12 candidates, less the few duplicates a
+  // generation can breed (cached, not re-evaluated). Which candidates fail
+  // depends on which child got them, so the path, and that count, vary.
+  CHECK(out.at("evaluations").get<int>() <= 12 + 4 * 12);
+  CHECK(out.at("evaluations").get<int>() >= 12 + 4 * 12 - 6);
+  CHECK(r.err.find("generation 4/4") != std::string::npos);
   bool has_inf = false;
   const json state = read_json(cp);
   for (const auto& e : state.at("cache")) has_inf = has_inf || e[1] == "inf";
