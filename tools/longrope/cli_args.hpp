@@ -89,12 +89,17 @@ class option_parser {
   /// A bounded integer option: its value (fallback when absent) in [lo, hi],
   /// else std::invalid_argument "NAME: must be in [lo, hi], got V".
   int small_int(const std::string& name, std::int64_t fallback, std::int64_t lo, std::int64_t hi = 1000000) const {
+    return static_cast<int>(int_in(name, fallback, lo, hi));
+  }
+
+  /// The integer option `name` (default `fallback`), which must be in [lo, hi].
+  std::int64_t int_in(const std::string& name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) const {
     const std::int64_t v = int_or(name, fallback);
     if (v < lo || v > hi) {
       throw std::invalid_argument(name + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
                                   std::to_string(v));
     }
-    return static_cast<int>(v);
+    return v;
   }
 
   /// Strict integer: the whole string, base 10, in range.

@@ -83,42 +83,34 @@ int cmd_extend(const args& a) {
     return 0;
   }
   const std::string work = opt.required("--work");
-  auto ranged = [&](const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
-    const std::int64_t v = opt.int_or(name, fallback);
-    if (v < lo || v > hi) {
-      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
-                                  std::to_string(hi) + "], got " + std::to_string(v));
-    }
-    return v;
-  };
   llama2c::pipeline_options o;
   auto& s = o.search;
-  s.population = static_cast<int>(ranged("--population", 8, 1, 100000));
-  s.mutations = static_cast<int>(ranged("--mutations", 4, 0, 100000));
-  s.crossovers = static_cast<int>(ranged("--crossovers", 4, 0, 100000));
-  s.top_k = static_cast<int>(ranged("--topk", 4, 1, 100000));
-  s.iterations = static_cast<int>(ranged("--iterations", 4, 0, 100000));
-  s.seed = static_cast<std::uint64_t>(ranged("--seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
-  s.threads = static_cast<int>(ranged("--threads", 0, 0, 1024));
+  s.population = static_cast<int>(opt.int_in("--population", 8, 1, 100000));
+  s.mutations = static_cast<int>(opt.int_in("--mutations", 4, 0, 100000));
+  s.crossovers = static_cast<int>(opt.int_in("--crossovers", 4, 0, 100000));
+  s.top_k = static_cast<int>(opt.int_in("--topk", 4, 1, 100000));
+  s.iterations = static_cast<int>(opt.int_in("--iterations", 4, 0, 100000));
+  s.seed = static_cast<std::uint64_t>(opt.int_in("--seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  s.threads = static_cast<int>(opt.int_in("--threads", 0, 0, 1024));
   o.search_n_hat = !opt.has("--no-n-hat");
-  o.search_windows = ranged("--search-windows", 1, 1, 10000);
-  o.eval_windows = ranged("--eval-windows", 2, 1, 10000);
+  o.search_windows = opt.int_in("--search-windows", 1, 1, 10000);
+  o.eval_windows = opt.int_in("--eval-windows", 2, 1, 10000);
   o.short_lambda_max = opt.double_or("--short-lambda-max", 1.25);
   if (!(o.short_lambda_max >= 1.0) || o.short_lambda_max > 1000.0) {
     throw std::invalid_argument("--short-lambda-max: must be in [1, 1000]");
   }
-  o.train.steps = ranged("--steps", 30, 1, 100000000);
-  o.train.batch = static_cast<int>(ranged("--batch", 1, 1, 4096));
-  o.train.accumulation = static_cast<int>(ranged("--accum", 1, 1, 4096));
-  o.train.threads = static_cast<int>(ranged("--train-threads", 1, 1, 1024));
-  o.train.warmup = ranged("--warmup", 4, 0, 100000000);
+  o.train.steps = opt.int_in("--steps", 30, 1, 100000000);
+  o.train.batch = static_cast<int>(opt.int_in("--batch", 1, 1, 4096));
+  o.train.accumulation = static_cast<int>(opt.int_in("--accum", 1, 1, 4096));
+  o.train.threads = static_cast<int>(opt.int_in("--train-threads", 1, 1, 1024));
+  o.train.warmup = opt.int_in("--warmup", 4, 0, 100000000);
   o.train.lr = opt.double_or("--lr", 5e-4);
   o.train.min_lr = opt.double_or("--min-lr", o.train.lr / 10);
   o.train.weight_decay = opt.double_or("--weight-decay", 0.0);
   o.train.clip = opt.double_or("--clip", 1.0);
   if (const auto d = opt.get("--decay")) o.train.decay = llama2c::parse_lr_decay(*d);
   o.train.validate();
-  o.data_seed = static_cast<std::uint64_t>(ranged("--data-seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  o.data_seed = static_cast<std::uint64_t>(opt.int_in("--data-seed", 0, 0, std::numeric_limits<std::int64_t>::max()));
   o.baselines = !opt.has("--no-baselines");
   o.until = opt.get_or("--until", "");
   if (!o.until.empty()) {
@@ -139,8 +131,8 @@ int cmd_extend(const args& a) {
 
   const loaded_model m = load_model(opt);
   const std::int64_t l0 = m.ck.config.seq_len;
-  o.mid_context = ranged("--mid-context", 4 * l0, l0 + 1, 1 << 20);
-  o.long_context = ranged("--long-context", 16 * l0, o.mid_context, 1 << 20);
+  o.mid_context = opt.int_in("--mid-context", 4 * l0, l0 + 1, 1 << 20);
+  o.long_context = opt.int_in("--long-context", 16 * l0, o.mid_context, 1 << 20);
   if (const auto e = opt.get("--eval-lengths")) {
     for (double v : option_parser::parse_double_list(*e, "--eval-lengths")) {
       if (v != static_cast<double>(static_cast<std::int64_t>(v)) || v < 2 || v > (1 << 20)) {

@@ -109,20 +109,12 @@ int cmd_finetune(const args& a) {
   const std::int64_t context = option_parser::parse_int(opt.required("--context"), "--context");
   if (context < 2 || context > (1 << 20)) throw std::invalid_argument("--context: must be in [2, 1048576]");
   const std::string out_path = opt.required("--out");
-  auto ranged = [&](const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
-    const std::int64_t v = opt.int_or(name, fallback);
-    if (v < lo || v > hi) {
-      throw std::invalid_argument(std::string(name) + ": must be in [" + std::to_string(lo) + ", " +
-                                  std::to_string(hi) + "], got " + std::to_string(v));
-    }
-    return v;
-  };
   llama2c::train_options o;
-  o.steps = ranged("--steps", 40, 1, 100000000);
-  o.batch = static_cast<int>(ranged("--batch", 4, 1, 4096));
-  o.accumulation = static_cast<int>(ranged("--accum", 1, 1, 4096));
-  o.threads = static_cast<int>(ranged("--threads", 1, 1, 1024));
-  o.warmup = ranged("--warmup", 4, 0, 100000000);
+  o.steps = opt.int_in("--steps", 40, 1, 100000000);
+  o.batch = static_cast<int>(opt.int_in("--batch", 4, 1, 4096));
+  o.accumulation = static_cast<int>(opt.int_in("--accum", 1, 1, 4096));
+  o.threads = static_cast<int>(opt.int_in("--threads", 1, 1, 1024));
+  o.warmup = opt.int_in("--warmup", 4, 0, 100000000);
   o.lr = opt.double_or("--lr", 5e-4);
   o.min_lr = opt.double_or("--min-lr", o.lr / 10);
   o.weight_decay = opt.double_or("--weight-decay", 0.0);
@@ -130,10 +122,10 @@ int cmd_finetune(const args& a) {
   if (const auto d = opt.get("--decay")) o.decay = llama2c::parse_lr_decay(*d);
   o.doc_mask = opt.has("--doc-mask");
   o.validate();
-  const std::int64_t seed = ranged("--seed", 0, 0, std::numeric_limits<std::int64_t>::max());
+  const std::int64_t seed = opt.int_in("--seed", 0, 0, std::numeric_limits<std::int64_t>::max());
   const std::string format = opt.get_or("--format", "v0");
   if (format != "v0" && format != "v1") throw std::invalid_argument("--format: expected v0 or v1, got '" + format + "'");
-  const std::int64_t save_every = ranged("--save-every", 0, 0, 100000000);
+  const std::int64_t save_every = opt.int_in("--save-every", 0, 0, 100000000);
   const double max_seconds = opt.double_or("--max-seconds", 0.0);
   if (max_seconds < 0.0) throw std::invalid_argument("--max-seconds: must be >= 0");
   const std::string state_path = opt.get_or("--state", out_path + ".state");

@@ -137,25 +137,7 @@ class trainer {
 
   /// One optimizer step on batch * accumulation sequences from `src`, whose
   /// RoPE frequencies are `f`. Throws what the forward throws.
-  step_result step(sequence_source& src, const longrope::rope_frequencies& f) {
-    const std::int64_t len = src.length();
-    const std::int64_t per_step = static_cast<std::int64_t>(opt_.batch) * opt_.accumulation;
-    const T scale = T(1) / static_cast<T>(per_step * (len - 1));
-    zero(grad_);
-    double nll = 0.0;
-    std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
-    std::vector<std::vector<T>> weights(seqs.size());
-    const std::vector<const longrope::rope_frequencies*> fs(seqs.size(), &f);
-    const std::vector<char> masked(seqs.size(), opt_.doc_mask ? 1 : 0);
-    for (int a = 0; a < opt_.accumulation; ++a) {
-      for (std::size_t i = 0; i < seqs.size(); ++i) {
-        src.next(seqs[i]);
-        take_weights(src, weights[i]);
-      }
-      nll += accumulate(seqs, fs, masked, scale, &weights);
-    }
-    return finish_step(nll, per_step * (len - 1));
-  }
+  step_result step(sequence_source& src, const longrope::rope_frequencies& f) { return step_with(src, f, nullptr); }
 
   /// Mixed context window training (LongRoPE2; mixed_window.hpp): as step(),
   /// but each sequence the source marks short_window() is trained with
@@ -165,32 +147,41 @@ class trainer {
   /// whose sequences are all short equals step(src, f_short) with doc_mask on.
   step_result step_mixed(sequence_source& src, const longrope::rope_frequencies& f_long,
                          const longrope::rope_frequencies& f_short) {
+    return step_with(src, f_long, &f_short);
+  }
+  /// Short-window sequences trained by step_mixed() in this process.
+  std::int64_t short_sequences_seen() const noexcept { return short_seen_; }
+
+ private:
+  // step() (f_short null: every sequence with f) and step_mixed() (a sequence
+  // the source marks short_window() with *f_short under the document mask).
+  step_result step_with(sequence_source& src, const longrope::rope_frequencies& f,
+                        const longrope::rope_frequencies* f_short) {
     const std::int64_t len = src.length();
     const std::int64_t per_step = static_cast<std::int64_t>(opt_.batch) * opt_.accumulation;
     const T scale = T(1) / static_cast<T>(per_step * (len - 1));
     zero(grad_);
     double nll = 0.0;
     std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
-    std::vector<const longrope::rope_frequencies*> fs(seqs.size());
-    std::vector<char> masked(seqs.size());
     std::vector<std::vector<T>> weights(seqs.size());
+    std::vector<const longrope::rope_frequencies*> fs(seqs.size(), &f);
+    std::vector<char> masked(seqs.size(), opt_.doc_mask ? 1 : 0);
     for (int a = 0; a < opt_.accumulation; ++a) {
       for (std::size_t i = 0; i < seqs.size(); ++i) {
         src.next(seqs[i]);
         take_weights(src, weights[i]);
-        const bool s = src.short_window();
-        fs[i] = s ? &f_short : &f_long;
-        masked[i] = s || opt_.doc_mask ? 1 : 0;
-        short_seen_ += s ? 1 : 0;
+        if (f_short != nullptr) {
+          const bool s = src.short_window();
+          fs[i] = s ? f_short : &f;
+          masked[i] = s || opt_.doc_mask ? 1 : 0;
+          short_seen_ += s ? 1 : 0;
+        }
       }
       nll += accumulate(seqs, fs, masked, scale, &weights);
     }
     return finish_step(nll, per_step * (len - 1));
   }
-  /// Short-window sequences trained by step_mixed() in this process.
-  std::int64_t short_sequences_seen() const noexcept { return short_seen_; }
 
- private:
   /// The source's target weights for its last sequence (empty: all 1).
   static void take_weights(const sequence_source& src, std::vector<T>& out) {
     out.clear();
