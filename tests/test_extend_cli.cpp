@@ -72,22 +72,19 @@ TEST_CASE("extend rejects bad command lines with one line on stderr", "[pipeline
 }
 
 TEST_CASE("extend: stopped after a stage and resumed, the same result as one run", "[pipeline][cli][stories]") {
-  const auto model = longrope_test::shared_file("models/stories260K/stories260K.bin");
-  const auto tok = longrope_test::shared_file("models/stories260K/tok512.bin");
-  const auto text = longrope_test::shared_file("data/tinystories/valid_head.txt");
-  if (model.empty() || tok.empty() || text.empty()) {
-    WARN("skipped: stories260K or valid_head.txt not found (../shared or $LONGROPE_SHARED_DIR)");
+  const auto files = longrope_test::find_stories();
+  if (!files.ok) {
+    WARN(longrope_test::kStoriesSkipped);
     return;
   }
-  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_extend";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const std::string model = files.model, tok = files.tok, text = files.text;
+  const auto dir = longrope_test::fresh_temp_dir("longrope_test_extend");
   // 12 KB of text: ~4k tokens, >= 4 windows of the longest length (640).
   const std::string small = (dir / "text.txt").string();
   std::ofstream(small) << slurp(text).substr(0, 12000);
   const std::string a = (dir / "a").string(), b = (dir / "b").string();
   // Tiny budgets and contexts: L0 512, mid 576, long 640 (the stages, not the quality, are tested).
-  const std::vector<std::string> args = {"extend", "--model", model.string(), "--tokenizer", tok.string(), "--text",
+  const std::vector<std::string> args = {"extend", "--model", model, "--tokenizer", tok, "--text",
                                          small, "--mid-context", "576", "--long-context", "640", "--population", "3",
                                          "--mutations", "1", "--crossovers", "1", "--topk", "2", "--iterations", "1",
                                          "--steps", "2", "--warmup", "1", "--eval-windows", "1", "--threads", "2"};
@@ -125,7 +122,7 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   CHECK(side["short_scaling"]["factors"] == ja["factors"]["short_factor"]);
   // eval picks the served sidecar up (the long factors).
   const auto ev = run_cli({"eval", "--model", (std::filesystem::path(a) / "finetune.bin").string(), "--tokenizer",
-                           tok.string(), "--text", small, "--context", "640", "--windows", "1"});
+                           tok, "--text", small, "--context", "640", "--windows", "1"});
   INFO(ev.err);
   CHECK(ev.status == 0);
   CHECK(ev.err.find("finetune.bin.json") != std::string::npos);
@@ -133,7 +130,7 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   CHECK(json::parse(ev.out)["factors"] == ja["factors"]["long_factor"]);
   // ... and the short set up to the trained length (the served model switches at L0).
   const auto ev_short = run_cli({"eval", "--model", (std::filesystem::path(a) / "finetune.bin").string(),
-                                 "--tokenizer", tok.string(), "--text", small, "--context", "512", "--windows", "1"});
+                                 "--tokenizer", tok, "--text", small, "--context", "512", "--windows", "1"});
   INFO(ev_short.err);
   REQUIRE(ev_short.status == 0);
   CHECK(ev_short.err.find("using the short_scaling of") != std::string::npos);

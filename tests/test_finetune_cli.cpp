@@ -67,20 +67,18 @@ TEST_CASE("finetune rejects bad input with one line on stderr", "[train][cli]") 
 }
 
 TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[train][cli][stories]") {
-  const auto model = longrope_test::shared_file("models/stories260K/stories260K.bin");
-  const auto tok = longrope_test::shared_file("models/stories260K/tok512.bin");
-  const auto text = longrope_test::shared_file("data/tinystories/valid_head.txt");
-  if (model.empty() || tok.empty() || text.empty()) {
-    WARN("skipped: stories260K or valid_head.txt not found (../shared or $LONGROPE_SHARED_DIR)");
+  const auto files = longrope_test::find_stories();
+  if (!files.ok) {
+    WARN(longrope_test::kStoriesSkipped);
     return;
   }
-  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_finetune";
-  std::filesystem::create_directories(dir);
+  const std::string model = files.model, tok = files.tok, text = files.text;
+  const auto dir = longrope_test::fresh_temp_dir("longrope_test_finetune");
   const std::string a = (dir / "a.bin").string(), b = (dir / "b.bin").string();
   const std::string factors = (dir / "factors.json").string();
   std::ofstream(factors) << "{\"rescale_factors\": [1.0, 1.1, 1.3, 1.6], \"n_hat\": 2, \"attention_factor\": null}";
-  const std::vector<std::string> common = {"finetune", "--model", model.string(), "--tokenizer", tok.string(),
-                                           "--text", text.string(), "--context", "96", "--batch", "2",
+  const std::vector<std::string> common = {"finetune", "--model", model, "--tokenizer", tok,
+                                           "--text", text, "--context", "96", "--batch", "2",
                                            "--threads", "2", "--steps", "3", "--warmup", "1", "--data-end", "4000",
                                            "--factors-file", factors, "--doc-mask", "--format", "v1"};
   auto args = common;
@@ -101,7 +99,7 @@ TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[
   CHECK(side.at("scaling").at("factors") == json::array({1.0, 1.1, 1.3, 1.6}));
 
   // eval on the result uses the sidecar's scaling.
-  const auto e = run_cli({"eval", "--model", a, "--tokenizer", tok.string(), "--text", text.string(), "--context",
+  const auto e = run_cli({"eval", "--model", a, "--tokenizer", tok, "--text", text, "--context",
                           "96", "--windows", "1"});
   INFO(e.err);
   REQUIRE(e.status == 0);
@@ -136,19 +134,18 @@ TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[
 }
 
 TEST_CASE("finetune --init, --passkey-mix, --mixed-window: a fresh model, loadable, resumed exactly", "[train][cli][stories]") {
-  const auto tok = longrope_test::shared_file("models/stories260K/tok512.bin");
-  const auto text = longrope_test::shared_file("data/tinystories/valid_head.txt");
-  if (tok.empty() || text.empty()) {
-    WARN("skipped: tok512.bin or valid_head.txt not found (../shared or $LONGROPE_SHARED_DIR)");
+  const auto files = longrope_test::find_stories();
+  if (!files.ok) {
+    WARN(longrope_test::kStoriesSkipped);
     return;
   }
-  const auto dir = std::filesystem::temp_directory_path() / "longrope_test_finetune_init";
-  std::filesystem::create_directories(dir);
+  const std::string tok = files.tok, text = files.text;
+  const auto dir = longrope_test::fresh_temp_dir("longrope_test_finetune_init");
   const std::string a = (dir / "a.bin").string(), b = (dir / "b.bin").string();
   // seq_len 64, context 256: long sequences are 4x the trained length (PI), short ones 64-token documents.
   const std::vector<std::string> common = {
-      "finetune", "--init", "dim=32,layers=1,heads=2,vocab=512,seq_len=64", "--tokenizer", tok.string(), "--text",
-      text.string(), "--data-end", "6000", "--context", "256", "--method", "pi", "--batch", "2", "--steps", "3",
+      "finetune", "--init", "dim=32,layers=1,heads=2,vocab=512,seq_len=64", "--tokenizer", tok, "--text",
+      text, "--data-end", "6000", "--context", "256", "--method", "pi", "--batch", "2", "--steps", "3",
       "--warmup", "1", "--passkey-mix", "0.5", "--mixed-window", "0.5", "--seed", "4"};
   auto args = common;
   args.insert(args.end(), {"--out", a});
@@ -161,7 +158,7 @@ TEST_CASE("finetune --init, --passkey-mix, --mixed-window: a fresh model, loadab
   CHECK(j.at("data").get<std::string>().find("short windows of 64") != std::string::npos);
   CHECK(json::parse(slurp(a + ".json")).at("base_model") == "init:dim=32,layers=1,heads=2,vocab=512,seq_len=64");
   // The loader reads it back with the spec's shape (v0 keeps seq_len), and eval runs on it.
-  const auto e = run_cli({"eval", "--model", a, "--tokenizer", tok.string(), "--text", text.string(), "--context",
+  const auto e = run_cli({"eval", "--model", a, "--tokenizer", tok, "--text", text, "--context",
                           "64", "--windows", "1", "--method", "none"});
   INFO(e.err);
   REQUIRE(e.status == 0);

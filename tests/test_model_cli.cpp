@@ -30,20 +30,8 @@ result run(const std::vector<std::string>& args) { return longrope_test::run_cli
 
 using longrope_test::one_line;
 
-struct files {
-  std::string model, tok, text;
-  bool ok = false;
-};
-
-files shared() {
-  files f;
-  const auto m = longrope_test::shared_file("models/stories260K/stories260K.bin");
-  const auto t = longrope_test::shared_file("models/stories260K/tok512.bin");
-  const auto x = longrope_test::shared_file("data/tinystories/valid_head.txt");
-  if (m.empty() || t.empty() || x.empty()) return f;
-  f = {m.string(), t.string(), x.string(), true};
-  return f;
-}
+using files = longrope_test::stories_files;
+files shared() { return longrope_test::find_stories(); }
 
 using longrope_test::write_tiny_model;
 using longrope_test::write_tokenizer;
