@@ -16,10 +16,8 @@ endif()
 # only where ../shared has the model and the text, which the demo needs, and
 # not in the sanitize and scalar builds, where the same run takes 320 s and
 # 150 s and checks nothing the model tests do not (they run there).
-string(FIND "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_DEBUG} ${CMAKE_CXX_FLAGS_RELEASE}" "-fsanitize" longrope_sanitized)
-if(TARGET demo AND longrope_sanitized EQUAL -1 AND NOT LONGROPE_FORCE_SCALAR)
-  if(EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/models/stories260K/stories260K.bin" AND
-     EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/data/tinystories/valid_head.txt")
+if(TARGET demo AND NOT LONGROPE_TESTS_SANITIZED AND NOT LONGROPE_FORCE_SCALAR)
+  if(LONGROPE_TESTS_HAVE_STORIES)
     add_test(NAME example_demo_quick
              COMMAND ${CMAKE_COMMAND} -DDEMO=$<TARGET_FILE:demo> -DOUT=${CMAKE_CURRENT_BINARY_DIR}/demo-quick
                      -P ${CMAKE_CURRENT_SOURCE_DIR}/run_demo_quick.cmake)

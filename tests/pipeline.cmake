@@ -7,8 +7,7 @@ if(TARGET longrope_cli)
   add_dependencies(test_extend_cli longrope_cli)
   # Under ASan the stories260K case (two whole pipelines) takes ~2 minutes: it
   # runs in dev and in dev-isa-scalar; sanitize runs the bad-input cases.
-  string(FIND "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_DEBUG} ${CMAKE_CXX_FLAGS_RELEASE}" "-fsanitize" longrope_extend_sanitized)
-  if(NOT longrope_extend_sanitized EQUAL -1)
+  if(LONGROPE_TESTS_SANITIZED)
     add_test(NAME test_extend_cli_sanitized COMMAND test_extend_cli "~[stories]")
     set_tests_properties(test_extend_cli PROPERTIES DISABLED ON)
   endif()
@@ -17,10 +16,8 @@ endif()
 # The progressive demo's smoke run (--quick: tiny budgets and contexts): it must
 # write the results page with every row and the three pictures. dev only, like
 # example_demo_quick (tests/model.cmake): sanitize and scalar run test_extend_cli.
-string(FIND "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_DEBUG} ${CMAKE_CXX_FLAGS_RELEASE}" "-fsanitize" longrope_pipeline_sanitized)
-if(TARGET progressive AND longrope_pipeline_sanitized EQUAL -1 AND NOT LONGROPE_FORCE_SCALAR)
-  if(EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/models/stories260K/stories260K.bin" AND
-     EXISTS "${LONGROPE_SHARED_DIR_DEFAULT}/data/tinystories/valid_head.txt")
+if(TARGET progressive AND NOT LONGROPE_TESTS_SANITIZED AND NOT LONGROPE_FORCE_SCALAR)
+  if(LONGROPE_TESTS_HAVE_STORIES)
     add_test(NAME example_progressive_quick
              COMMAND ${CMAKE_COMMAND} -DDEMO=$<TARGET_FILE:progressive> -DOUT=${CMAKE_CURRENT_BINARY_DIR}/progressive-quick
                      -P ${CMAKE_CURRENT_SOURCE_DIR}/run_progressive_quick.cmake)
