@@ -2,18 +2,24 @@
 // needles and text the searches never saw (docs/search.md, "LongRoPE2";
 // docs/results-longrope2.md is its output).
 //
-//   longrope2_compare [--model-dir D] [--text FILE] [--quick] [--threads J]
+//   longrope2_compare [--model-dir D | --model M --tokenizer T] [--text FILE] [--quick]
+//                     [--threads J] [--contexts a,b] [--population P] [--iterations T]
+//                     [--search-windows W] [--eval-windows W] [--core]
 //
 // For each target (4x = 2048 and 8x = 4096 tokens):
 //   search material: needle windows (seed 1) on text tokens [0, ...), and
 //                    perplexity windows on the same text;
 //   held-out:        needle windows (seed 2, other keys and numbers) and
-//                    perplexity windows on text from token 60000 on.
+//                    perplexity windows on text from token n/4 on (n: the
+//                    text's tokens; finetune trains on [0, n/4) by default).
 // Rows: none, PI, NTK, YaRN; LongRoPE searched with perplexity (the paper's
 // fitness, llama2c::search_factors); LongRoPE2 with the needle fitness, with
 // the perplexity fitness, and needle + per-pair mscale. Columns: held-out
 // answer-token NLL, teacher-forced exact-key accuracy, held-out perplexity.
-// The budget is small (the machine is shared); --quick shrinks it further.
+// The budget is small (the machine is shared); --quick shrinks it further;
+// --population P sets P (N1 = N2 = k = P/2), --iterations T the generations;
+// --core keeps only the rows acceptance 2 compares (baselines, LongRoPE,
+// LongRoPE2 with the needle fitness).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,9 +50,10 @@ struct row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, text_path = LLAMA2C_DEFAULT_TEXT;
-  bool quick = false;
-  int threads = 2;
+  std::string model_dir, model_path, tokenizer_path, text_path = LLAMA2C_DEFAULT_TEXT;
+  bool quick = false, core = false;
+  int threads = 2, population = 0, iterations = -1, search_windows = 0, eval_windows = 0;
+  std::vector<std::int64_t> contexts{2048, 4096};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -57,35 +64,74 @@ int main(int argc, char** argv) {
       text_path = argv[++i];
     } else if (a == "--threads" && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
+    } else if (a == "--model" && i + 1 < argc) {
+      model_path = argv[++i];
+    } else if (a == "--tokenizer" && i + 1 < argc) {
+      tokenizer_path = argv[++i];
+    } else if (a == "--contexts" && i + 1 < argc) {
+      contexts.clear();
+      std::stringstream ss(argv[++i]);
+      for (std::string c; std::getline(ss, c, ',');) contexts.push_back(std::atoll(c.c_str()));
+    } else if (a == "--population" && i + 1 < argc) {
+      population = std::atoi(argv[++i]);
+    } else if (a == "--iterations" && i + 1 < argc) {
+      iterations = std::atoi(argv[++i]);
+    } else if (a == "--search-windows" && i + 1 < argc) {
+      search_windows = std::atoi(argv[++i]);
+    } else if (a == "--eval-windows" && i + 1 < argc) {
+      eval_windows = std::atoi(argv[++i]);
+    } else if (a == "--core") {
+      core = true;
     } else {
-      std::fprintf(stderr, "usage: longrope2_compare [--model-dir D] [--text FILE] [--quick] [--threads J]\n");
+      std::fprintf(stderr,
+                   "usage: longrope2_compare [--model-dir D | --model M --tokenizer T] [--text FILE] [--quick]\n"
+                   "                         [--threads J] [--contexts a,b] [--population P] [--iterations T]\n"
+                   "                         [--search-windows W] [--eval-windows W] [--core]\n");
       return 2;
     }
   }
+  for (auto c : contexts) {
+    if (c < 2 || c > (1 << 20)) {
+      std::fprintf(stderr, "longrope2_compare: --contexts: each must be in [2, 1048576]\n");
+      return 2;
+    }
+  }
+  if (population < 0 || population == 1 || iterations < -1 || search_windows < 0 || eval_windows < 0 ||
+      threads < 1 || model_path.empty() != tokenizer_path.empty()) {
+    std::fprintf(stderr, "longrope2_compare: bad --population/--iterations/--*-windows/--threads, or --model "
+                         "without --tokenizer\n");
+    return 2;
+  }
   try {
-    std::vector<std::string> log;
-    const auto found = llama2c::find_stories260k(model_dir, log);
-    if (!found) throw std::runtime_error("stories260K not found (--model-dir D)");
-    const auto& files = *found;
-    const auto ck = llama2c::load_checkpoint(files.checkpoint);
-    const auto tok = llama2c::tokenizer::load(files.tokenizer, ck.config.vocab_size);
+    if (model_path.empty()) {
+      std::vector<std::string> log;
+      const auto found = llama2c::find_stories260k(model_dir, log);
+      if (!found) throw std::runtime_error("stories260K not found (--model-dir D)");
+      model_path = found->checkpoint;
+      tokenizer_path = found->tokenizer;
+    }
+    std::fprintf(stderr, "model %s\n", model_path.c_str());
+    const auto ck = llama2c::load_checkpoint(model_path);
+    const auto tok = llama2c::tokenizer::load(tokenizer_path, ck.config.vocab_size);
     const auto stream = tok.encode(longrope::read_file(text_path), false, false);
     const llama2c::transformer<float> model(ck);
     const auto& mc = ck.config;
-    const std::int64_t held_out = 60000;  // first held-out text token
+    const auto held_out = static_cast<std::int64_t>(stream.size() / 4);  // first held-out text token
 
     std::printf("| %s | context | held-out needle NLL | exact keys | held-out perplexity |\n| --- | ---: | ---: | ---: | ---: |\n",
                 "method");
-    for (std::int64_t context : {std::int64_t{2048}, std::int64_t{4096}}) {
+    for (std::int64_t context : contexts) {
       const auto t0 = std::chrono::steady_clock::now();
       llama2c::needle_options no;
       no.context = context;
       no.keys = 3;
       no.seed = 1;
-      const auto search_needles = llama2c::make_needle_windows(tok, stream, no, quick ? 1 : 2, 0);
+      const int sw = search_windows > 0 ? search_windows : (quick ? 1 : 2);
+      const int ew = eval_windows > 0 ? eval_windows : (quick ? 2 : 4);
+      const auto search_needles = llama2c::make_needle_windows(tok, stream, no, sw, 0);
       const auto search_ppl = llama2c::make_windows(stream, context, 2, 0);
       no.seed = 2;
-      const auto eval_needles = llama2c::make_needle_windows(tok, stream, no, quick ? 2 : 4, held_out);
+      const auto eval_needles = llama2c::make_needle_windows(tok, stream, no, ew, held_out);
       const auto eval_ppl = llama2c::make_windows(stream, context, quick ? 2 : 3, held_out / (context - 1) + 1);
 
       longrope::search_options so;
@@ -94,6 +140,11 @@ int main(int argc, char** argv) {
       so.crossovers = quick ? 4 : 8;
       so.top_k = 8;
       so.iterations = quick ? 2 : 6;
+      if (population > 0) {
+        so.population = population;
+        so.mutations = so.crossovers = so.top_k = population / 2;
+      }
+      if (iterations >= 0) so.iterations = iterations;
       so.threads = threads;
 
       std::vector<row> rows;
@@ -124,21 +175,25 @@ int main(int argc, char** argv) {
       llama2c::longrope2_extension_options lo;
       lo.context = context;
       lo.search.search = so;
+      int best_k = 0;
       {
         const auto r = llama2c::search_longrope2(mc, lo, needle_fit);
+        best_k = r.factors.critical_dim;
         rows.push_back({"LongRoPE2 (needle fitness, d_rcd " + std::to_string(r.factors.critical_dim) + ")",
                         llama2c::longrope2_frequencies(mc, context, r.rope.longrope.long_factor)});
+      }
+      if (!core) {  // the same factor search at the best d_rcd (same seed: same factors), then mscale
         lo.search_mscale = true;
         lo.mscale = so;
         lo.mscale.iterations = quick ? 1 : 4;
-        lo.search.critical_dim_min = lo.search.critical_dim_max = r.factors.critical_dim;
+        lo.search.critical_dim_min = lo.search.critical_dim_max = best_k;
         const auto r2 = llama2c::search_longrope2(mc, lo, needle_fit);
         rows.push_back({"LongRoPE2 (needle fitness + per-pair mscale)",
                         llama2c::longrope2_frequencies(mc, context, r2.rope.longrope.long_factor, r2.pair_mscale)});
         lo.search_mscale = false;
         lo.search.critical_dim_min = lo.search.critical_dim_max = -1;
       }
-      {
+      if (!core) {
         const auto r = llama2c::search_longrope2(mc, lo, ppl_fit);
         rows.push_back({"LongRoPE2 (perplexity fitness, d_rcd " + std::to_string(r.factors.critical_dim) + ")",
                         llama2c::longrope2_frequencies(mc, context, r.rope.longrope.long_factor)});

@@ -1,6 +1,6 @@
 // Training sequence sources beyond packed text (llama2c/passkey.hpp) and the
 // from-scratch initialisation (llama2c/init.hpp): the passkey prompt is the
-// `longrope passkey` text, the passkey mix is deterministic, formatted as
+// `longrope passkey` text, the passkey mix (and its needle format) is deterministic, formatted as
 // documented and resumes exactly; a fresh model is deterministic, has
 // model.py's scales and round-trips through the checkpoint writer and loader;
 // mixed-window sequences are documents of the short length and a trainer step
@@ -9,8 +9,11 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <random>
+#include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -472,4 +475,59 @@ TEST_CASE("passkey mix: answer weights mark exactly the answer tokens; weighted 
   }
   CHECK(den > 0);
   CHECK(std::sqrt(num / den) < 1e-6);
+}
+
+TEST_CASE("passkey mix, needle format: LongRoPE2's needle windows, every answer weighted", "[train][passkey][needle]") {
+  const auto tok = byte_tokenizer();
+  const std::int64_t len = 900;
+  auto make = [&](std::uint64_t seed) {
+    return passkey_mix_source(packed(tok, len, 3), tok, text_tokens(tok, 2000), 1.0, seed, 6.0f, passkey_format::needle);
+  };
+  auto src = make(11);
+  const std::regex needle(" One of the special magic numbers for ([a-z]+) is: ([0-9]{7})\\.");
+  const std::regex question(" What is the special magic number for ([a-z]+) mentioned in the provided text\\? The "
+                            "special magic number for \\1 mentioned in the provided text is ([0-9]{7})\\.");
+  std::set<std::size_t> key_counts;
+  for (int n = 0; n < 12; ++n) {
+    std::vector<int> s;
+    src.next(s);
+    REQUIRE(static_cast<std::int64_t>(s.size()) == len);
+    CHECK(s.front() == kBos);
+    const std::string t = text_of(tok, s);
+    CHECK(t.rfind(std::string(" ") + detail_needle::kIntro, 0) == 0);
+    std::map<std::string, std::string> planted;
+    for (std::sregex_iterator it(t.begin(), t.end(), needle), end; it != end; ++it) planted[(*it)[1]] = (*it)[2];
+    std::vector<std::pair<std::size_t, std::size_t>> answers;  // char offsets of " NNNNNNN"
+    std::size_t asked = 0;
+    for (std::sregex_iterator it(t.begin(), t.end(), question), end; it != end; ++it) {
+      ++asked;
+      REQUIRE(planted.count((*it)[1]) == 1);
+      CHECK(planted[(*it)[1]] == (*it)[2].str());  // the question's answer is the planted number
+      const std::size_t at = static_cast<std::size_t>(it->position(2)) - 1;
+      answers.emplace_back(at, at + 8);
+    }
+    CHECK(asked == planted.size());
+    CHECK((asked >= 1 && asked <= 3));
+    key_counts.insert(asked);
+    // Byte tokens: char c of t is token c + 1, target index = token index - 1.
+    const auto* w = src.target_weights();
+    REQUIRE(w != nullptr);
+    REQUIRE(static_cast<std::int64_t>(w->size()) == len - 1);
+    for (std::size_t i = 0; i < w->size(); ++i) {
+      bool ans = false;
+      for (const auto& [a, b] : answers) ans = ans || (i >= a && i < b);
+      INFO(i);
+      CHECK((*w)[i] == (ans ? 6.0f : 1.0f));
+    }
+  }
+  CHECK(key_counts.size() >= 2);  // 1..3 needles per sample
+  CHECK(src.passkey_samples() == 12);
+  // Seeded: the same seed gives the same samples, another seed other needles.
+  auto a = make(11), b = make(11), c = make(12);
+  const auto da = draw(a, 4);
+  CHECK(da == draw(b, 4));
+  CHECK(da != draw(c, 4));
+  CHECK_THROWS_WITH(passkey_mix_source(packed(tok, 200, 3), tok, text_tokens(tok, 2000), 1.0, 1, 1.0f,
+                                       passkey_format::needle),
+                    Catch::Contains("too short for a needle sample"));
 }

@@ -75,6 +75,10 @@ const char* const kFinetuneHelp =
     "                     training text, the 5-digit key line at a random depth, the question and\n"
     "                     the key (llama2c/passkey.hpp); needs --text or --tokens\n"
     "  --passkey-weight W the loss weight of those samples' answer tokens (default 1)\n"
+    "  --passkey-format F passkey (default) or needle: LongRoPE2's needle windows instead (1-3\n"
+    "                     7-digit \"special magic numbers\" in training text, the generator of\n"
+    "                     search --method longrope2 --fitness needle, keys and numbers seeded by\n"
+    "                     --seed; llama2c/needle.hpp)\n"
     "  --mixed-window Q   LongRoPE2's mixed context window training: with probability Q per\n"
     "                     sequence, documents of the model's trained length packed into it\n"
     "                     (BOS between them), trained with the original RoPE under the document\n"
@@ -99,7 +103,8 @@ int cmd_finetune(const args& a) {
                                           "--min-lr", "--warmup", "--decay", "--weight-decay", "--clip", "--seed",
                                           "--threads", "--out", "--format", "--data-end", "--temperature", "--state",
                                           "--save-every", "--resume", "--max-seconds", "--passkey-mix",
-                                          "--init", "--mixed-window", "--passkey-weight"})),
+                                          "--init", "--mixed-window", "--passkey-weight",
+                                          "--passkey-format"})),
       {"--doc-mask", "--sampled"});
   if (opt.help()) {
     std::fputs(kFinetuneHelp, stdout);
@@ -145,6 +150,11 @@ int cmd_finetune(const args& a) {
   const double passkey_weight = opt.double_or("--passkey-weight", 1.0);
   if (!(passkey_weight >= 0.0 && passkey_weight <= 1e4)) throw std::invalid_argument("--passkey-weight: must be in [0, 10000]");
   if (opt.has("--passkey-weight") && !(passkey_mix > 0.0)) throw std::invalid_argument("--passkey-weight needs --passkey-mix");
+  const std::string passkey_format = opt.get_or("--passkey-format", "passkey");
+  if (passkey_format != "passkey" && passkey_format != "needle") {
+    throw std::invalid_argument("--passkey-format: expected passkey or needle, got '" + passkey_format + "'");
+  }
+  if (opt.has("--passkey-format") && !(passkey_mix > 0.0)) throw std::invalid_argument("--passkey-format needs --passkey-mix");
   const auto init = opt.get("--init");
   if (init && opt.has("--model")) throw std::invalid_argument("give --model or --init, not both");
 
@@ -185,8 +195,11 @@ int cmd_finetune(const args& a) {
     if (passkey_mix > 0.0) {
       src = std::make_unique<llama2c::passkey_mix_source>(std::move(src), m.tok, std::move(filler), passkey_mix,
                                                           static_cast<std::uint64_t>(seed) ^ 0x5053534B45594D58ULL,
-                                                          static_cast<float>(passkey_weight));
+                                                          static_cast<float>(passkey_weight),
+                                                          passkey_format == "needle" ? llama2c::passkey_format::needle
+                                                                                     : llama2c::passkey_format::passkey);
       data_desc += " passkey_mix=" + fmt(passkey_mix);
+      if (passkey_format == "needle") data_desc += " passkey_format=needle";
       if (passkey_weight != 1.0) data_desc += " passkey_weight=" + fmt(passkey_weight);
     }
   }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 
 #include <longrope/io.hpp>
 #include <longrope/json.hpp>
+#include <llama2c/extension.hpp>
 #include <llama2c/longrope2_extension.hpp>
 #include <llama2c/needle.hpp>
 #include <llama2c/perplexity.hpp>
@@ -23,6 +25,8 @@
 
 #include "cli_args.hpp"
 #include "cmd_model.hpp"
+#include "evaluator_pool.hpp"
+#include "model_search_state.hpp"
 
 namespace longrope_cli {
 
@@ -35,6 +39,7 @@ const char* const kHelp =
     "                       [--needle-seed S] [--population P] [--mutations N1] [--crossovers N2]\n"
     "                       [--topk K] [--iterations T] [--mscale-iterations T2] [--mscale-step X]\n"
     "                       [--seed S] [--threads J] [--max-seconds S] [--out FILE]\n"
+    "                       [--checkpoint FILE] [--resume FILE]\n"
     "\n"
     "LongRoPE2 (arXiv 2502.20082): pairs i >= d_rcd searched in [s, 2s] (grid 0.01, monotone,\n"
     "s = N / trained length), pairs below d_rcd derived by lambda_i = lambda_d_rcd^(i / d_rcd);\n"
@@ -64,7 +69,79 @@ const char* const kHelp =
     "  --iterations T           generations per critical dimension (default 40)\n"
     "  --mscale-iterations T2   generations of the mscale stage (default 10)\n"
     "  --mscale-step X          mscale grid step (default 0.01)\n"
-    "  --seed S --threads J --max-seconds S --out FILE   as for the LongRoPE search\n";
+    "  --seed S --threads J --max-seconds S --out FILE   as for the LongRoPE search\n"
+    "  --checkpoint FILE        write the whole state (every critical dimension's run and the\n"
+    "                           mscale stage) here, atomically, at the start and after each\n"
+    "                           generation; SIGINT/SIGTERM stop after the generation being\n"
+    "                           scored, write it, print the best so far and exit 130/143\n"
+    "  --resume FILE            continue FILE's search to the uninterrupted result: give the\n"
+    "                           same command line (--threads may differ); keeps checkpointing\n"
+    "                           to FILE unless --checkpoint names another\n";
+
+// The state file: the CLI's one format (search_state.hpp: the current run's
+// longrope.search_checkpoint + "longrope_cli") with a "longrope2_search"
+// block: version, settings (what the command line must reproduce), stage
+// ("factors" or "mscale") and finished_runs (the checkpoints of the factor
+// runs before the current one; every factor run at the mscale stage).
+void save_longrope2_state(const std::string& path, const llama2c::longrope2_extension_checkpoint& cp,
+                          const external_target& t, const nlohmann::json& settings) {
+  const auto& runs = cp.factors.runs;
+  if (runs.empty()) return;  // nothing started yet
+  nlohmann::json finished = nlohmann::json::array();
+  const std::size_t n = cp.mscale ? runs.size() : runs.size() - 1;
+  for (std::size_t i = 0; i < n; ++i) finished.push_back(longrope::to_json(runs[i]));
+  save_state(path, cp.mscale ? *cp.mscale : runs.back(), t,
+             {{"longrope2_search",
+               {{"version", 1}, {"settings", settings}, {"stage", cp.mscale ? "mscale" : "factors"},
+                {"finished_runs", finished}}}});
+}
+
+llama2c::longrope2_extension_checkpoint load_longrope2_state(const std::string& path, const nlohmann::json& settings) {
+  external_target t;
+  nlohmann::json whole;
+  const longrope::search_checkpoint current = load_state(path, t, whole);
+  const auto it = whole.find("longrope2_search");
+  if (it == whole.end() || !it->is_object()) {
+    LONGROPE_THROW("longrope.argument", path + ": no longrope2_search block (not written by `longrope search "
+                                        "--method longrope2`: resume it with the command that wrote it)");
+  }
+  const std::string where = path + ": longrope2_search";
+  if (longrope::detail::search_int(*it, "version", where, 0, 1 << 30) != 1) {
+    LONGROPE_THROW("longrope.json", where + ".version: expected 1");
+  }
+  const nlohmann::json& had = longrope::detail::search_key(*it, "settings", where);
+  if (!had.is_object()) LONGROPE_THROW("longrope.json", where + ".settings: expected an object");
+  for (const auto& [k, v] : settings.items()) {
+    const auto h = had.find(k);
+    if (h == had.end() || *h != v) {
+      LONGROPE_THROW("longrope.argument", path + ": written for another search: settings." + k + " was " +
+                                              (h == had.end() ? std::string("missing") : h->dump()) +
+                                              ", this command line gives " + v.dump() +
+                                              " (resume with the same model, text and options)");
+    }
+  }
+  const nlohmann::json& stage = longrope::detail::search_key(*it, "stage", where);
+  if (!stage.is_string() || (stage != "factors" && stage != "mscale")) {
+    LONGROPE_THROW("longrope.json", where + ".stage: expected \"factors\" or \"mscale\"");
+  }
+  const auto& finished = longrope::detail::search_array(longrope::detail::search_key(*it, "finished_runs", where),
+                                                        where + ".finished_runs");
+  if (finished.size() > 4096) LONGROPE_THROW("longrope.json", where + ".finished_runs: too many");
+  llama2c::longrope2_extension_checkpoint cp;
+  for (std::size_t i = 0; i < finished.size(); ++i) {
+    try {
+      cp.factors.runs.push_back(longrope::search_checkpoint_from_json(finished[i]));
+    } catch (const longrope::error& e) {
+      LONGROPE_THROW(e.id(), where + ".finished_runs[" + std::to_string(i) + "]: " + e.what());
+    }
+  }
+  if (stage == "mscale") {
+    cp.mscale = current;
+  } else {
+    cp.factors.runs.push_back(current);
+  }
+  return cp;
+}
 
 std::pair<int, int> parse_range(const std::string& s) {
   const auto colon = s.find(':');
@@ -90,7 +167,7 @@ int cmd_search_longrope2(const args& a) {
       model_options({"--method", "--text", "--tokens", "--context", "--critical-dim", "--critical-dim-range",
                      "--fitness", "--windows", "--first-window", "--needle-keys", "--needle-depths", "--needle-seed",
                      "--population", "--mutations", "--crossovers", "--topk", "--iterations", "--mscale-iterations",
-                     "--mscale-step", "--seed", "--threads", "--max-seconds", "--out"}),
+                     "--mscale-step", "--seed", "--threads", "--max-seconds", "--out", "--checkpoint", "--resume"}),
       {"--search-mscale"});
   if (opt.help()) {
     std::fputs(kHelp, stdout);
@@ -171,6 +248,49 @@ int cmd_search_longrope2(const args& a) {
     };
   }
   const auto& mc = m.ck.config;
+  // --checkpoint / --resume: everything the state must agree with.
+  std::optional<std::string> checkpoint = opt.get("--checkpoint");
+  std::optional<llama2c::longrope2_extension_checkpoint> resumed;
+  nlohmann::json settings;
+  if (checkpoint || opt.has("--resume")) {
+    const std::string model_bytes = longrope::read_file(opt.required("--model"));
+    std::vector<std::vector<int>> material = ppl_windows;
+    for (const auto& w : needle_windows) material.push_back(w.tokens);
+    settings = {{"context", context},
+                {"fitness", fitness},
+                {"windows", windows},
+                {"first_window", first},
+                {"needle_keys", no.keys},
+                {"needle_depths", no.depths},
+                {"needle_seed", needle_seed},
+                {"critical_dim_min", eo.search.critical_dim_min},
+                {"critical_dim_max", eo.search.critical_dim_max},
+                {"search_mscale", eo.search_mscale},
+                {"mscale_iterations", eo.mscale.iterations},
+                {"mscale_step", eo.mscale_step},
+                {"population", so.population},
+                {"mutations", so.mutations},
+                {"crossovers", so.crossovers},
+                {"topk", so.top_k},
+                {"iterations", so.iterations},
+                {"seed", seed},
+                {"max_seconds", so.max_seconds},
+                {"model_fnv1a", fnv1a_hex(model_bytes.data(), model_bytes.size())},
+                {"model_seq_len", mc.seq_len},
+                {"windows_fnv1a", windows_fingerprint(material, {})}};
+  }
+  if (const auto resume = opt.get("--resume")) {
+    resumed = load_longrope2_state(*resume, settings);
+    if (!checkpoint) checkpoint = *resume;
+    std::fprintf(stderr, "search longrope2: resumed %s at %s stage, %zu run(s) started\n", resume->c_str(),
+                 resumed->mscale ? "the mscale" : "the factor", resumed->factors.runs.size());
+  }
+  if (checkpoint) install_interrupt_handlers();  // the search stops after the generation in flight
+  const external_target target{llama2c::search_target_for(mc, context), 1.0};
+  llama2c::longrope2_extension_checkpoint_callback save;
+  if (checkpoint) {
+    save = [&](const llama2c::longrope2_extension_checkpoint& cp) { save_longrope2_state(*checkpoint, cp, target, settings); };
+  }
   // Baselines under the same fitness.
   std::vector<longrope::rope_frequencies> base;
   for (auto meth : {llama2c::scaling_method::none, llama2c::scaling_method::pi, llama2c::scaling_method::ntk,
@@ -187,8 +307,9 @@ int cmd_search_longrope2(const args& a) {
   const auto r = llama2c::search_longrope2(mc, eo, score, [](const longrope::search_progress& p) {
     std::fprintf(stderr, "search longrope2: generation %d/%d  best %.5f  %lld evaluations  %.1f s\n", p.iteration,
                  p.iterations, p.best_score, static_cast<long long>(p.evaluations), p.elapsed_seconds);
-    return true;
-  });
+    return g_interrupt_signal == 0;
+  }, resumed ? &*resumed : nullptr, save);
+  const int signal = r.stopped ? static_cast<int>(g_interrupt_signal) : 0;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   nlohmann::json out;
@@ -231,6 +352,15 @@ int cmd_search_longrope2(const args& a) {
   out["rope_scaling"] = longrope::to_rope_scaling_json(r.rope);
   if (!r.pair_mscale.empty()) {
     out["rope_scaling_note"] = "transformers' rope_scaling has one scalar attention_factor: pair_mscale is not in it";
+  }
+  if (signal != 0) {  // interrupted: the best so far, the state in the checkpoint
+    out["stop_reason"] = "interrupted";
+    std::printf("%s\n", out.dump(2).c_str());
+    std::fprintf(stderr, "search longrope2: interrupted by signal %d after %lld evaluations; best so far %.9g%s\n",
+                 signal, static_cast<long long>(evals), r.score,
+                 checkpoint ? ("; resume with the same command and --resume " + *checkpoint).c_str()
+                            : "; no --checkpoint, progress lost");
+    return 128 + signal;
   }
   const std::string text = out.dump(2);
   std::printf("%s\n", text.c_str());

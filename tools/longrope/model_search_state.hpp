@@ -4,7 +4,7 @@
 //   settings:   what the resumed command line must reproduce (model and window
 //               fingerprints, context, windows, validation settings, seeds),
 //   validation: the validated search's own state (llama2c::validation_state).
-// Only cmd_search.cpp includes this header.
+// Included by cmd_search.cpp (and cmd_search_longrope2.cpp for the fingerprints).
 #pragma once
 
 #include <cstdint>
@@ -118,6 +118,10 @@ inline llama2c::validated_checkpoint load_model_search(const std::string& path, 
   nlohmann::json whole;
   llama2c::validated_checkpoint cp;
   cp.search = load_state(path, t, whole);
+  if (whole.contains("longrope2_search")) {
+    LONGROPE_THROW("longrope.argument", path + ": written by `longrope search --method longrope2`: "
+                                        "resume it with --method longrope2");
+  }
   const auto it = whole.find("model_search");
   if (it == whole.end() || !it->is_object()) {
     LONGROPE_THROW("longrope.argument", path + ": no model_search block (written by `longrope search --evaluator` "

@@ -157,6 +157,10 @@ longrope::evolutionary_search load_state(const std::string& path, external_targe
     LONGROPE_THROW("longrope.argument", path + ": written by `longrope search --model` (validation state inside): "
                                         "resume it with that command line and --resume");
   }
+  if (whole.contains("longrope2_search")) {
+    LONGROPE_THROW("longrope.argument", path + ": written by `longrope search --method longrope2`: "
+                                        "resume it with that command line and --resume");
+  }
   return longrope::evolutionary_search(cp);
 }
 

@@ -13,6 +13,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -78,16 +80,37 @@ struct longrope2_result {
   int critical_dim = 0;
   search_result best;
   std::vector<longrope2_run> runs;
+  /// The progress callback asked to stop (in a run, or on its last generation
+  /// with runs left): the critical dimensions after it were not searched
+  /// (`runs` holds those that ran; resume from the state).
+  bool stopped = false;
 };
+
+/// The state of a longrope2_search between two generations: the checkpoint
+/// of every run started so far, one per critical dimension from the range's
+/// first, in order; all but the last are finished. Plain data (the CLI writes
+/// each with <longrope/search_json.hpp>).
+struct longrope2_checkpoint {
+  std::vector<search_checkpoint> runs;
+};
+using longrope2_checkpoint_callback = std::function<void(const longrope2_checkpoint&)>;
 
 /// Runs one evolutionary_search per critical dimension in the range (space:
 /// longrope2_space_config, seeds: longrope2_initial_population with
 /// options.search.seed), each scored by f (points carry the full factor
-/// vector, derived pairs included, n_hat 0), and keeps the best. Throws
-/// longrope::error ("longrope.search") on an empty or invalid range or what
-/// the parts throw. O(#dims * search).
+/// vector, derived pairs included, n_hat 0), and keeps the best. A progress
+/// callback returning false cancels the current run and stops the search
+/// (result.stopped). `resume`: continue from a state `on_checkpoint` was given
+/// (the same target and options; threads may differ): the result equals the
+/// uninterrupted search's. `on_checkpoint` is called when each run starts and
+/// after each of its generations (before the progress callback), O(cache) each.
+/// Throws longrope::error ("longrope.search") on an empty or invalid range, a
+/// resume state that does not fit it (too many runs, an unfinished run before
+/// the last, another space), or what the parts throw. O(#dims * search).
 longrope2_result longrope2_search(const search_target& target, const longrope2_options& options,
-                                  const batch_fitness& f, const progress_callback& progress = {});
+                                  const batch_fitness& f, const progress_callback& progress = {},
+                                  const longrope2_checkpoint* resume = nullptr,
+                                  const longrope2_checkpoint_callback& on_checkpoint = {});
 
 /// The per-pair mscale stage's space: pairs() values m_i on the grid [1, 2s]
 /// step `step` (the paper: 1e-4), unordered (monotone = false), n_hat not
@@ -186,7 +209,9 @@ inline std::vector<candidate> longrope2_initial_population(const search_space& s
 }
 
 inline longrope2_result longrope2_search(const search_target& target, const longrope2_options& options,
-                                         const batch_fitness& f, const progress_callback& progress) {
+                                         const batch_fitness& f, const progress_callback& progress,
+                                         const longrope2_checkpoint* resume,
+                                         const longrope2_checkpoint_callback& on_checkpoint) {
   target.validate();
   const int pairs = target.rope.pairs();
   const int d = target.rope.effective_rotary_dim();
@@ -198,19 +223,67 @@ inline longrope2_result longrope2_search(const search_target& target, const long
     detail::search_fail("longrope2: critical dimension range [" + std::to_string(lo) + ", " + std::to_string(hi) +
                         "] must be non-empty inside [0, " + std::to_string(pairs) + ")");
   }
+  if (!f) detail::search_fail("longrope2: empty fitness function");
+  if (resume && static_cast<int>(resume->runs.size()) > hi - lo + 1) {
+    detail::search_fail("longrope2: the resume state has " + std::to_string(resume->runs.size()) +
+                        " runs, the critical dimension range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                        "] only " + std::to_string(hi - lo + 1));
+  }
   longrope2_result out;
+  longrope2_checkpoint state;  // finished runs
   for (int k = lo; k <= hi; ++k) {
     const search_space space(longrope2_space_config(target, k, options.step));
     search_options so = options.search;
-    const auto seeds =
-        longrope2_initial_population(space, target, so.population, so.mutation_probability, so.seed);
-    evolutionary_search search(space, so, seeds);
-    longrope2_run run{k, search.run(f, progress)};
+    const auto idx = static_cast<std::size_t>(k - lo);
+    std::optional<evolutionary_search> started;
+    if (resume && idx < resume->runs.size()) {
+      search_checkpoint cp = resume->runs[idx];
+      const search_space_config& a = cp.space;
+      const search_space_config& b = space.config();
+      if (a.pairs != b.pairs || a.lambda_min != b.lambda_min || a.lambda_max != b.lambda_max || a.step != b.step ||
+          a.ntk_derived_pairs != b.ntk_derived_pairs || a.monotone != b.monotone ||
+          a.search_n_hat != b.search_n_hat || !a.frozen_factors.empty()) {
+        detail::search_fail("longrope2: the resume state's run " + std::to_string(idx) +
+                            " has another space than critical dimension " + std::to_string(k));
+      }
+      cp.options.threads = so.threads;
+      started.emplace(cp);
+      if (idx + 1 < resume->runs.size() && !started->done()) {
+        detail::search_fail("longrope2: the resume state's run " + std::to_string(idx) + " is unfinished but not the last");
+      }
+    } else {
+      started.emplace(space, so, longrope2_initial_population(space, target, so.population, so.mutation_probability, so.seed));
+    }
+    evolutionary_search& search = *started;
+    auto save = [&] {
+      if (!on_checkpoint) return;
+      longrope2_checkpoint cp = state;
+      cp.runs.push_back(search.checkpoint());
+      on_checkpoint(cp);
+    };
+    save();
+    bool asked_stop = false;
+    while (!search.done()) {
+      search.tell(f(search.ask_points()));
+      save();  // before the progress callback: a search it cancels resumes from here
+      if (progress && !progress(search.progress())) {
+        search.cancel();
+        asked_stop = true;
+      }
+    }
+    longrope2_run run{k, search.result()};
+    if (on_checkpoint) state.runs.push_back(search.checkpoint());
+    // Asked to stop on a run's last generation: the run is complete, the next ones wait.
+    const bool cancelled = run.result.reason == stop_reason::cancelled || (asked_stop && k < hi);
     if (out.runs.empty() || run.result.best_score < out.best.best_score) {
       out.critical_dim = k;
       out.best = run.result;
     }
     out.runs.push_back(std::move(run));
+    if (cancelled) {
+      out.stopped = true;
+      break;
+    }
   }
   return out;
 }

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include <longrope/search.hpp>
@@ -44,7 +45,19 @@ struct longrope2_extension_result {
   /// original_max_position = trained length, max_position_embeddings = L,
   /// attention_factor 1, pair_mscale (no transformers field carries it).
   longrope::rope_config rope;
+  /// A progress callback cancelled the search (a factor run or the mscale
+  /// stage): the result is the best so far, the stages after it did not run.
+  bool stopped = false;
 };
+
+/// The state of search_longrope2 between generations: the factor stage's
+/// (longrope::longrope2_checkpoint) and, once it is finished and the mscale
+/// stage has started, that stage's.
+struct longrope2_extension_checkpoint {
+  longrope::longrope2_checkpoint factors;
+  std::optional<longrope::search_checkpoint> mscale;
+};
+using longrope2_extension_checkpoint_callback = std::function<void(const longrope2_extension_checkpoint&)>;
 
 /// The frequencies a LongRoPE2 candidate is scored with (attention factor 1,
 /// factors at every length).
@@ -58,16 +71,42 @@ inline longrope::rope_frequencies longrope2_frequencies(const model_config& mc, 
   return make_frequencies(mc, s, context);
 }
 
-/// Runs both stages. Throws longrope::error on invalid options or what the
-/// fitness throws. O((#critical dims * search + mscale search) * fitness).
+/// Runs both stages. `resume` / `on_checkpoint` as longrope::longrope2_search,
+/// over both stages (the mscale stage is checkpointed the same way; a state
+/// with an mscale part needs opt.search_mscale and a finished factor stage):
+/// a resumed search ends with the uninterrupted one's result. Throws
+/// longrope::error on invalid options, a resume state that does not fit, or
+/// what the fitness throws. O((#critical dims * search + mscale search) * fitness).
 inline longrope2_extension_result search_longrope2(const model_config& mc, const longrope2_extension_options& opt,
                                                    const frequencies_fitness& fitness,
-                                                   const longrope::progress_callback& progress = {}) {
+                                                   const longrope::progress_callback& progress = {},
+                                                   const longrope2_extension_checkpoint* resume = nullptr,
+                                                   const longrope2_extension_checkpoint_callback& on_checkpoint = {}) {
+  if (resume && resume->mscale && !opt.search_mscale) {
+    LONGROPE_THROW("longrope.search", "search_longrope2: the resume state has an mscale stage, the options do not");
+  }
   longrope::search_target target;
   target.rope = make_rope_config(mc, scaling{}, opt.context);
   target.original_length = mc.seq_len;
   target.scale = static_cast<double>(opt.context) / static_cast<double>(mc.seq_len);
   longrope2_extension_result out;
+  longrope2_extension_checkpoint state;  // the factor stage's last state
+  longrope::longrope2_checkpoint_callback factor_saved;
+  if (on_checkpoint) {
+    factor_saved = [&](const longrope::longrope2_checkpoint& c) {
+      state.factors = c;
+      on_checkpoint(state);
+    };
+  }
+  bool asked_stop = false;  // the callback said stop, maybe on the factor stage's very last generation
+  longrope::progress_callback watched;
+  if (progress) {
+    watched = [&](const longrope::search_progress& p) {
+      const bool go = progress(p);
+      asked_stop = asked_stop || !go;
+      return go;
+    };
+  }
   out.factors = longrope::longrope2_search(
       target, opt.search,
       [&](const std::vector<longrope::search_point>& pts) {
@@ -76,21 +115,46 @@ inline longrope2_extension_result search_longrope2(const model_config& mc, const
         for (const auto& p : pts) fs.push_back(longrope2_frequencies(mc, opt.context, p.factors));
         return fitness(fs);
       },
-      progress);
+      watched, resume ? &resume->factors : nullptr, factor_saved);
   out.factor_score = out.factors.best.best_score;
   out.score = out.factor_score;
+  out.stopped = out.factors.stopped || (asked_stop && opt.search_mscale);
+  if (resume && resume->mscale && out.stopped) {
+    LONGROPE_THROW("longrope.search", "search_longrope2: the resume state has an mscale stage but an unfinished factor stage");
+  }
   const std::vector<double>& best = out.factors.best.best.factors;
-  if (opt.search_mscale) {
+  if (opt.search_mscale && !out.stopped) {
     const longrope::search_space space(longrope::mscale_space_config(target, opt.mscale_step));
-    longrope::evolutionary_search ms(space, opt.mscale, longrope::mscale_seeds(space, target));
-    out.mscale = ms.run(
-        [&](const std::vector<longrope::search_point>& pts) {
-          std::vector<longrope::rope_frequencies> fs;
-          fs.reserve(pts.size());
-          for (const auto& p : pts) fs.push_back(longrope2_frequencies(mc, opt.context, best, p.factors));
-          return fitness(fs);
-        },
-        progress);
+    std::optional<longrope::evolutionary_search> started;
+    if (resume && resume->mscale) {
+      longrope::search_checkpoint cp = *resume->mscale;
+      const auto& a = cp.space;
+      const auto& b = space.config();
+      if (a.pairs != b.pairs || a.lambda_min != b.lambda_min || a.lambda_max != b.lambda_max || a.step != b.step ||
+          a.monotone != b.monotone || a.ntk_derived_pairs != b.ntk_derived_pairs || a.search_n_hat != b.search_n_hat) {
+        LONGROPE_THROW("longrope.search", "search_longrope2: the resume state's mscale stage has another space");
+      }
+      cp.options.threads = opt.mscale.threads;
+      started.emplace(cp);
+    } else {
+      started.emplace(space, opt.mscale, longrope::mscale_seeds(space, target));
+    }
+    longrope::evolutionary_search& ms = *started;
+    auto save = [&] {
+      if (!on_checkpoint) return;
+      state.mscale = ms.checkpoint();
+      on_checkpoint(state);
+    };
+    save();
+    while (!ms.done()) {
+      std::vector<longrope::rope_frequencies> fs;
+      for (const auto& p : ms.ask_points()) fs.push_back(longrope2_frequencies(mc, opt.context, best, p.factors));
+      ms.tell(fitness(fs));
+      save();  // before the progress callback: a search it cancels resumes from here
+      if (progress && !progress(ms.progress())) ms.cancel();
+    }
+    out.mscale = ms.result();
+    out.stopped = out.mscale.reason == longrope::stop_reason::cancelled;
     // The all-ones seed is the factor stage's best, so the stage never makes it worse.
     out.pair_mscale = out.mscale.best.factors;
     out.score = out.mscale.best_score;

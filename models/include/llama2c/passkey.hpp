@@ -37,6 +37,14 @@
 /// answer weight w != 1 the answer tokens of a passkey sample weigh w in the
 /// loss (target_weights()), every other target 1; w = 0 trains the samples'
 /// text but not their answers.
+///
+/// With passkey_format::needle a sample is instead one LongRoPE2 needle window
+/// of `length` tokens (needle.hpp's make_needle_window, the fitness's
+/// generator): k uniform in [1, min(3, what fits)] needles with 7-digit
+/// numbers at depths uniform in [0, 1], the text from the stream cursor, keys
+/// and numbers from this source's seeded generator (so a training seed gives
+/// other needles than the fitness's needle seeds); the answer tokens of every
+/// question carry the weight w.
 
 #include <cstdint>
 #include <memory>
@@ -46,6 +54,7 @@
 #include <longrope/error.hpp>
 #include <longrope/search/rng.hpp>
 
+#include "needle.hpp"
 #include "tokenizer.hpp"
 #include "train_data.hpp"
 
@@ -100,6 +109,12 @@ std::string passkey_key(URBG& g) {
   return std::to_string(10000 + longrope::uniform_index(g, 90000));
 }
 
+/// What a passkey_mix_source sample looks like.
+enum class passkey_format {
+  passkey,  ///< `longrope passkey`'s 5-digit pass key prompt.
+  needle,   ///< LongRoPE2's "special magic number" needle window (needle.hpp).
+};
+
 class passkey_mix_source final : public sequence_source {
  public:
   /// inner: the source mixed with (its length is this source's); text: the
@@ -110,15 +125,24 @@ class passkey_mix_source final : public sequence_source {
   /// empty text, or a length too short for the intro, key line, question,
   /// answer and one filler sentence (naming the minimum).
   passkey_mix_source(std::unique_ptr<sequence_source> inner, const tokenizer& tok, std::vector<int> text, double p,
-                     std::uint64_t seed, float answer_weight = 1.0f)
+                     std::uint64_t seed, float answer_weight = 1.0f, passkey_format format = passkey_format::passkey)
       : inner_(std::move(inner)), pieces_(tok), tok_(tok), text_(std::move(text)), p_(p), rng_(seed),
-        answer_weight_(answer_weight) {
+        answer_weight_(answer_weight), format_(format) {
     if (!(answer_weight_ >= 0.0f && answer_weight_ <= 1e4f)) {
       LONGROPE_THROW("longrope.argument", "passkey mix: answer weight must be in [0, 10000]");
     }
     if (!inner_) LONGROPE_THROW("longrope.argument", "passkey mix: no source to mix with");
     if (!(p_ >= 0.0 && p_ <= 1.0)) LONGROPE_THROW("longrope.argument", "passkey mix: probability must be in [0, 1]");
     if (text_.empty()) LONGROPE_THROW("longrope.argument", "passkey mix: the filler text is empty");
+    if (format_ == passkey_format::needle) {
+      while (needle_keys_ > 0 && needle_max_fixed_tokens(tok_, needle_keys_) >= inner_->length()) --needle_keys_;
+      if (needle_keys_ == 0) {
+        LONGROPE_THROW("longrope.argument", "passkey mix: sequences of " + std::to_string(inner_->length()) +
+                                                " tokens are too short for a needle sample (need > " +
+                                                std::to_string(needle_max_fixed_tokens(tok_, 1)) + ")");
+      }
+      return;
+    }
     answer_tokens_ = static_cast<std::int64_t>(passkey_pieces::answer(tok_, "12345").size());
     fixed_ = 1 + static_cast<std::int64_t>(pieces_.intro.size() + pieces_.question.size()) + pieces_.key_line_tokens +
              answer_tokens_;
@@ -141,6 +165,10 @@ class passkey_mix_source final : public sequence_source {
     }
     ++samples_;
     const std::int64_t len = length();
+    if (format_ == passkey_format::needle) {
+      next_needle(out, len);
+      return;
+    }
     const std::string key = passkey_key(rng_);
     const auto line = passkey_pieces::key_line(tok_, key);
     const auto ans = passkey_pieces::answer(tok_, key);
@@ -214,6 +242,22 @@ class passkey_mix_source final : public sequence_source {
   std::uint64_t passkey_samples() const noexcept { return samples_; }
 
  private:
+  void next_needle(std::vector<int>& out, std::int64_t len) {
+    needle_options no;
+    no.context = len;
+    no.keys = 1 + static_cast<int>(longrope::uniform_index(rng_, static_cast<std::uint64_t>(needle_keys_)));
+    for (int j = 0; j < no.keys; ++j) no.depths.push_back(longrope::uniform_unit(rng_));
+    auto win = make_needle_window(tok_, no, no.depths, rng_,
+                                  [&](std::vector<int>& t, std::int64_t n, std::int64_t) { take_text(t, n); });
+    out = std::move(win.tokens);
+    if (answer_weight_ != 1.0f) {
+      weights_.assign(static_cast<std::size_t>(len - 1), 1.0f);
+      for (const auto& span : win.answers) {
+        for (std::int64_t i = span.first; i < span.second; ++i) weights_[static_cast<std::size_t>(i - 1)] = answer_weight_;
+      }
+    }
+  }
+
   void take_text(std::vector<int>& out, std::int64_t n) {
     for (std::int64_t i = 0; i < n; ++i) {
       out.push_back(text_[static_cast<std::size_t>(cursor_)]);
@@ -231,6 +275,8 @@ class passkey_mix_source final : public sequence_source {
   std::uint64_t cursor_ = 0, count_ = 0, samples_ = 0;
   bool last_passkey_ = false;
   float answer_weight_;
+  passkey_format format_;
+  int needle_keys_ = 3;  ///< most needles per needle sample
   std::vector<float> weights_;
 };
 
