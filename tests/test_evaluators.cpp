@@ -307,37 +307,7 @@ std::vector<std::string> model_search_args() {
           "--iterations", "5", "--seed", "7", "--threads", "2"};
 }
 
-// Runs the CLI with `sig` already pending (blocked before exec): the CLI's
-// handlers unblock it, so the search stops after the first generation it
-// scores, every time (no sleeps, no race).
-longrope_test::cli_result run_cli_interrupted(int sig, const std::vector<std::string>& args) {
-  const auto out = tmp("sig.out"), err = tmp("sig.err");
-  std::vector<std::string> argv_s{kCli};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_BLOCK, &set, nullptr);
-    raise(sig);  // pending until the CLI unblocks it
-    const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(126);
-    execv(kCli.c_str(), argv.data());
-    _exit(127);
-  }
-  longrope_test::cli_result r;
-  int status = 0;
-  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.status = WEXITSTATUS(status);
-  r.out = longrope_test::slurp(out);
-  r.err = longrope_test::slurp(err);
-  fs::remove(out);
-  fs::remove(err);
-  return r;
-}
+using longrope_test::run_cli_interrupted;
 
 // A result or checkpoint without the clock (and the thread count, which never changes a result).
 json timeless(json j) {
