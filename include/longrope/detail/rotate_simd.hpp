@@ -58,9 +58,10 @@ inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float
 /// Asks for the cache lines of [p, p + bytes) (GCC/Clang; elsewhere a no-op).
 inline void prefetch_span(const void* p, std::ptrdiff_t bytes) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
+  if (bytes <= 0) return;
   const char* b = static_cast<const char*>(p);
   for (std::ptrdiff_t off = 0; off < bytes; off += 64) __builtin_prefetch(b + off, 0, 3);
-  __builtin_prefetch(b + bytes - 1, 0, 3);
+  __builtin_prefetch(b + bytes - 1, 0, 3);  // the last line when p is not line-aligned
 #else
   (void)p, (void)bytes;
 #endif
