@@ -61,6 +61,18 @@ def main():
                 if name not in med:
                     continue
                 r = t(floor) / t(name)
+                # With the prefetching floor in the report (issue 15), the target is
+                # judged against the faster of the two floors (the higher bar).
+                pfl = floor.replace("BM_prefill_memory_floor/bytes:", "BM_prefill_memory_floor_prefetch/bytes:")
+                pfl = pfl.replace("/threads:1", "")
+                if pfl in med:
+                    best = min(t(floor), t(pfl))
+                    rp = best / t(name)
+                    row(f"prefill {label_t} {layout.replace('_', '-')}, {label}, 1 thread",
+                        f"{gbs(name):.1f} GB/s = {rp:.2f}x the faster floor ({r:.2f}x plain {gbs(floor):.1f} GB/s, "
+                        f"{t(pfl) / t(name):.2f}x prefetching {gbs(pfl):.1f} GB/s)",
+                        ">= 0.85x floor", rp >= 0.85)
+                    continue
                 row(f"prefill {label_t} {layout.replace('_', '-')}, {label}, 1 thread",
                     f"{gbs(name):.1f} GB/s = {r:.2f}x floor ({gbs(floor):.1f} GB/s)", ">= 0.85x floor", r >= 0.85)
     # q and k 16 bytes off a 64-byte boundary (a std::vector<float>) against 64-byte aligned.

@@ -852,3 +852,54 @@ TEST_CASE("table-free q/k over batch rows and a token sub-range match the long-d
     }
   });
 }
+
+TEST_CASE("16-bit stores round to nearest even as Eigen's conversions (ties, specials, denormals)", "[rotate][simd]") {
+  // Position 0: c = attention factor = 1.5, s = 0, so each output is x * 1.5
+  // (exact in float for a 16-bit x) and the only rounding is the store. With
+  // 1.5, about one output in four is an exact tie between two bf16 values
+  // (both parities of the kept bit), which round-half-up or truncation would
+  // get wrong; NaN/Inf/denormal inputs check the special cases. The scalar
+  // reference converts with Eigen::bfloat16(float) / Eigen::half(float).
+  auto body = [](auto tag) {
+    using T = decltype(tag);
+    for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
+      for (int rot : {128, 38}) {
+        auto cfg = longrope_config(rot, rot, layout, 4096);
+        cfg.longrope.attention_factor = 1.5;
+        const rope_frequencies f(cfg, {131072});
+        const std::ptrdiff_t heads = 64;
+        std::vector<T> a(static_cast<std::size_t>(heads * rot));
+        std::mt19937 rng(5);
+        std::uniform_int_distribution<int> bits(0, 0xffff);
+        for (auto& v : a) v = Eigen::numext::bit_cast<T>(static_cast<std::uint16_t>(bits(rng)));
+        const std::uint16_t specials[] = {0x7f80, 0xff80, 0x7fc1, 0xffff, 0x7f81, 0x0001, 0x8003, 0x0080, 0x7f7f,
+                                          0x3f80, 0x3f81, 0x3f83, 0xbf85, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e01};
+        for (std::size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); ++i) {
+          a[i * 7] = Eigen::numext::bit_cast<T>(specials[i]);
+        }
+        std::vector<T> ref = a;
+        const std::int64_t p[] = {0};
+        rotate(f, token_major(a.data(), 1, 1, heads, rot), {p, 0}, {0, 1});
+        const detail::io_pair<T> io{token_major(ref.data(), 1, 1, heads, rot), token_major(ref.data(), 1, 1, heads, rot)};
+        detail::rotate_entry<T, kernel_path::scalar>(f, nullptr, io, nullptr, {p, 0}, {0, 1}, false, "test");
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          const float r = static_cast<float>(ref[i]);
+          const float x = static_cast<float>(a[i]);
+          const bool same = std::isnan(r) ? std::isnan(x)
+                                          : (Eigen::numext::bit_cast<std::uint16_t>(ref[i]) ==
+                                                 Eigen::numext::bit_cast<std::uint16_t>(a[i]) ||
+                                             // AVX512-BF16 flushes float denormals (see storage_ulp).
+                                             (std::is_same_v<T, Eigen::bfloat16> && std::abs(r) < 1.2e-38f && x == 0.0f));
+          if (!same && bad++ < 5) UNSCOPED_INFO("element " << i << ": reference " << r << " vector " << x);
+        }
+        INFO(type_name<T>() << " layout " << static_cast<int>(layout) << " rotary_dim " << rot);
+        CHECK(bad == 0);
+      }
+    }
+  };
+  for_each_isa([&] {
+    body(Eigen::bfloat16());
+    body(Eigen::half());
+  });
+}

@@ -55,8 +55,45 @@ inline void token_coeffs_vector(const rope_frequencies& f, std::int64_t p, float
   }
 }
 
+/// Asks for the cache lines of [p, p + bytes) (GCC/Clang; elsewhere a no-op).
+inline void prefetch_span(const void* p, std::ptrdiff_t bytes) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  if (bytes <= 0) return;
+  const char* b = static_cast<const char*>(p);
+  for (std::ptrdiff_t off = 0; off < bytes; off += 64) __builtin_prefetch(b + off, 0, 3);
+  __builtin_prefetch(b + bytes - 1, 0, 3);  // the last line when p is not line-aligned
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
+/// Storage types whose kernels on an ISA take half-split coefficients in
+/// even/odd order per 16-pair block and interleaved coefficients in pair order
+/// (no D/E expansion); see the AVX2 bfloat16 kernels. Each ISA namespace
+/// declares its own kEvenOdd<T>; the default is false.
+template <class T>
+inline constexpr bool kEvenOddDefault = false;
+
+/// pc/ps: c/s reordered per block of 16 pairs as (c0 c2 ... c14, c1 c3 ... c15);
+/// the last, partial block is zero-padded to 16. pc and ps hold
+/// 16 * ceil(n / 16) floats.
+inline void permute_even_odd(const float* c, const float* s, int n, float* pc, float* ps) noexcept {
+  for (int b = 0; b < n; b += 16) {
+    for (int j = 0; j < 8; ++j) {
+      const int ie = b + 2 * j;
+      const int io = ie + 1;
+      pc[b + j] = ie < n ? c[ie] : 0.0f;
+      ps[b + j] = ie < n ? s[ie] : 0.0f;
+      pc[b + 8 + j] = io < n ? c[io] : 0.0f;
+      ps[b + 8 + j] = io < n ? s[io] : 0.0f;
+    }
+  }
+}
+
 /// The scalar reference's token loop.
 namespace portable {
+template <class T>
+inline constexpr bool kPrefetchNext = false;  // the reference: no prefetch
 template <class T>
 using head_kernel = scalar_head_kernel<T, compute_t<T>>;
 template <class C>
@@ -73,6 +110,8 @@ inline void widen_row(const TT* in, float* out, int n) noexcept {
 #if defined(LONGROPE_KERNELS_AVX512)
 LONGROPE_TARGET_AVX512_BEGIN
 namespace avx512 {
+template <class T>
+inline constexpr bool kEvenOdd = kEvenOddDefault<T>;
 
 // GCC 12 warns (-Wmaybe-uninitialized) on the unmasked forms of several AVX-512
 // intrinsics (their _mm512_undefined_* source); the all-lanes maskz forms are
@@ -305,6 +344,8 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
 }
 
 
+#include "rotate_avx2_bf16.inc"
+
 // See the AVX-512 expand_interleaved: 8 pairs per step.
 inline void expand_interleaved(const float* c, const float* s, int n, float* d, float* e) noexcept {
   const __m256 sign = _mm256_setr_ps(-0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f);
@@ -358,6 +399,8 @@ LONGROPE_TARGET_END
 
 #if defined(LONGROPE_KERNELS_NEON)
 namespace neon {
+template <class T>
+inline constexpr bool kEvenOdd = kEvenOddDefault<T>;
 
 struct vf {
   static constexpr int width = 4;
