@@ -61,7 +61,9 @@ void BM_window_flash(benchmark::State& state) {
   const auto ck = stories_shaped();
   const llama2c::transformer<float> m(ck);
   const auto n = state.range(0);
-  const auto f = llama2c::make_frequencies(ck.config, {llama2c::scaling_method::ntk, {}, 0, {}}, n);
+  llama2c::scaling sc;
+  sc.method = llama2c::scaling_method::ntk;
+  const auto f = llama2c::make_frequencies(ck.config, sc, n);
   const auto w = window(n);
   llama2c::kv_cache<float> cache;
   llama2c::workspace<float> ws;
