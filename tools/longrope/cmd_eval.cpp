@@ -82,10 +82,7 @@ int cmd_eval(const args& a) {
   out["windows"] = r.windows;
   out["first_window"] = first;
   out["context"] = context;
-  out["method"] = llama2c::to_string(sc.method);
-  out["factors"] = f.rescale_factors();
-  out["n_hat"] = f.n_hat();
-  out["attention_factor"] = f.attention_factor();
+  put_scaling(out, sc, f);
   out["seconds"] = secs;
   std::printf("%s\n", out.dump(2).c_str());
   return 0;

@@ -268,10 +268,7 @@ int cmd_finetune(const args& a) {
   out["seconds"] = secs;
   out["tokens_per_second"] = json_number(static_cast<double>(tr.tokens_seen() - start_tokens) / secs);
   out["context"] = context;
-  out["method"] = llama2c::to_string(sc.method);
-  out["factors"] = f.rescale_factors();
-  out["n_hat"] = f.n_hat();
-  out["attention_factor"] = f.attention_factor();
+  put_scaling(out, sc, f);
   out["data"] = src->describe();
   if (!sampled) {
     out["data_end"] = data_end;

@@ -79,10 +79,7 @@ int cmd_generate(const args& a) {
   out["steps"] = g.steps;
   out["temperature"] = g.temperature;
   out["seed"] = g.seed;
-  out["method"] = llama2c::to_string(sc.method);
-  out["factors"] = f.rescale_factors();
-  out["n_hat"] = f.n_hat();
-  out["attention_factor"] = f.attention_factor();
+  put_scaling(out, sc, f);
   out["seconds"] = secs;
   std::printf("%s\n", out.dump(2).c_str());
   return 0;

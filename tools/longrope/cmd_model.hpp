@@ -233,4 +233,14 @@ inline std::int64_t effective_threads(std::int64_t threads, std::int64_t tasks) 
 /// A double for JSON: NaN and infinities become null (JSON has no such numbers).
 inline nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
+/// The scaling a model command ran with, as eval, generate, passkey and
+/// finetune report it: "method" (sc's name), "factors" (lambda_i per pair),
+/// "n_hat" and "attention_factor" of the frequencies f built from sc.
+inline void put_scaling(nlohmann::json& out, const llama2c::scaling& sc, const longrope::rope_frequencies& f) {
+  out["method"] = llama2c::to_string(sc.method);
+  out["factors"] = f.rescale_factors();
+  out["n_hat"] = f.n_hat();
+  out["attention_factor"] = f.attention_factor();
+}
+
 }  // namespace longrope_cli

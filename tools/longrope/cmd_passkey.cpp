@@ -105,10 +105,7 @@ int cmd_passkey(const args& a) {
   out["correct"] = correct;
   out["trials"] = trials;
   out["context"] = context;
-  out["method"] = llama2c::to_string(sc.method);
-  out["factors"] = f.rescale_factors();
-  out["n_hat"] = f.n_hat();
-  out["attention_factor"] = f.attention_factor();
+  put_scaling(out, sc, f);
   out["results"] = results;
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
