@@ -33,7 +33,7 @@ for f in "$LONGROPE" "$TOK" "$BASE" "$TEXT"; do
   [ -e "$f" ] || { echo "passkey-figure: $f not found (build the release preset; set LONGROPE_SHARED_DIR)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
-if [ -n "${FORCE:-}" ]; then rm -f "$OUT"/*.done; fi
+if [ -n "${FORCE:-}" ]; then rm -rf "$OUT"/*.done "$OUT/cells"; fi
 log() { echo "passkey-figure: $*" >&2; }
 done_or() {  # done_or NAME CMD...: run CMD unless NAME.done exists
   local name=$1; shift
