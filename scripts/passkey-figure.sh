@@ -92,7 +92,7 @@ for i in "${!rows[@]}"; do for n in $LENGTHS; do echo "$i $n" >> "$jobs_list"; d
 cell() {  # cell ROW_INDEX LENGTH
   local i=$1 n=$2 label model method files flags f k p
   IFS='|' read -r label model method files <<< "${ROWS[$i]}"
-  local out="$CELLS/$i-$n.json"
+  local out="$CELLS/$i-$n-t$TRIALS-s$SEED.json"  # other trials or seed: other cells
   [ -s "$out" ] && return 0
   if [ "$method" = longrope ]; then
     # smallest listed length >= n, else the largest listed
@@ -132,7 +132,7 @@ md.append("| --- | --- |" + " --- |" * len(lengths))
 for i, (label, model, method, _files) in enumerate(rows):
     cells = []
     for n in lengths:
-        j = json.load(open(f"{out}/cells/{i}-{n}.json"))
+        j = json.load(open(f"{out}/cells/{i}-{n}-t{trials}-s{seed}.json"))
         lo, hi = wilson(j["correct"], j["trials"])
         table.append({"method": label, "model": model, "context": int(n), "correct": j["correct"],
                       "trials": j["trials"], "accuracy": j["accuracy"], "wilson95": [lo, hi],
