@@ -100,31 +100,15 @@ llama2c::longrope2_extension_checkpoint load_longrope2_state(const std::string& 
   external_target t;
   nlohmann::json whole;
   const longrope::search_checkpoint current = load_state(path, t, whole);
-  const auto it = whole.find("longrope2_search");
-  if (it == whole.end() || !it->is_object()) {
-    LONGROPE_THROW("longrope.argument", path + ": no longrope2_search block (not written by `longrope search "
-                                        "--method longrope2`: resume it with the command that wrote it)");
-  }
+  const nlohmann::json& block = resumed_block(path, whole, "longrope2_search", settings,
+                                              "no longrope2_search block (not written by `longrope search "
+                                              "--method longrope2`: resume it with the command that wrote it)");
   const std::string where = path + ": longrope2_search";
-  if (longrope::detail::search_int(*it, "version", where, 0, 1 << 30) != 1) {
-    LONGROPE_THROW("longrope.json", where + ".version: expected 1");
-  }
-  const nlohmann::json& had = longrope::detail::search_key(*it, "settings", where);
-  if (!had.is_object()) LONGROPE_THROW("longrope.json", where + ".settings: expected an object");
-  for (const auto& [k, v] : settings.items()) {
-    const auto h = had.find(k);
-    if (h == had.end() || *h != v) {
-      LONGROPE_THROW("longrope.argument", path + ": written for another search: settings." + k + " was " +
-                                              (h == had.end() ? std::string("missing") : h->dump()) +
-                                              ", this command line gives " + v.dump() +
-                                              " (resume with the same model, text and options)");
-    }
-  }
-  const nlohmann::json& stage = longrope::detail::search_key(*it, "stage", where);
+  const nlohmann::json& stage = longrope::detail::search_key(block, "stage", where);
   if (!stage.is_string() || (stage != "factors" && stage != "mscale")) {
     LONGROPE_THROW("longrope.json", where + ".stage: expected \"factors\" or \"mscale\"");
   }
-  const auto& finished = longrope::detail::search_array(longrope::detail::search_key(*it, "finished_runs", where),
+  const auto& finished = longrope::detail::search_array(longrope::detail::search_key(block, "finished_runs", where),
                                                         where + ".finished_runs");
   if (finished.size() > 4096) LONGROPE_THROW("longrope.json", where + ".finished_runs: too many");
   llama2c::longrope2_extension_checkpoint cp;

@@ -107,6 +107,34 @@ inline void save_model_search(const std::string& path, const llama2c::validated_
              {{"model_search", {{"version", 1}, {"settings", settings}, {"validation", validation_state_json(cp.validation)}}}});
 }
 
+/// The `name` block of a state file `whole` read from `path`, checked against
+/// the command line resuming it: an object with "version": 1 whose "settings"
+/// hold every key of `settings` with an equal value. Throws longrope::error:
+/// ("longrope.argument") with `missing` when there is no such block or when a
+/// setting differs (naming it, its old and new values), ("longrope.json") for a
+/// malformed block. Shared by the model search and the LongRoPE2 search.
+inline const nlohmann::json& resumed_block(const std::string& path, const nlohmann::json& whole, const std::string& name,
+                                           const nlohmann::json& settings, const std::string& missing) {
+  const auto it = whole.find(name);
+  if (it == whole.end() || !it->is_object()) LONGROPE_THROW("longrope.argument", path + ": " + missing);
+  const std::string where = path + ": " + name;
+  if (longrope::detail::search_int(*it, "version", where, 0, 1 << 30) != 1) {
+    LONGROPE_THROW("longrope.json", where + ".version: expected 1");
+  }
+  const nlohmann::json& had = longrope::detail::search_key(*it, "settings", where);
+  if (!had.is_object()) LONGROPE_THROW("longrope.json", where + ".settings: expected an object");
+  for (const auto& [k, v] : settings.items()) {
+    const auto h = had.find(k);
+    if (h == had.end() || *h != v) {
+      LONGROPE_THROW("longrope.argument", path + ": written for another search: settings." + k + " was " +
+                                              (h == had.end() ? std::string("missing") : h->dump()) +
+                                              ", this command line gives " + v.dump() +
+                                              " (resume with the same model, text and options)");
+    }
+  }
+  return *it;
+}
+
 /// Reads a state file written by save_model_search and checks it belongs to
 /// this command line: `fresh` is the checkpoint a new search would start from
 /// (space and options compared, threads aside, which come from `threads`),
@@ -122,27 +150,15 @@ inline llama2c::validated_checkpoint load_model_search(const std::string& path, 
     LONGROPE_THROW("longrope.argument", path + ": written by `longrope search --method longrope2`: "
                                         "resume it with --method longrope2");
   }
-  const auto it = whole.find("model_search");
-  if (it == whole.end() || !it->is_object()) {
-    LONGROPE_THROW("longrope.argument", path + ": no model_search block (written by `longrope search --evaluator` "
-                                        "or `ask`: resume it with --evaluator/--mpi)");
-  }
+  const nlohmann::json& block = resumed_block(path, whole, "model_search", settings,
+                                              "no model_search block (written by `longrope search --evaluator` "
+                                              "or `ask`: resume it with --evaluator/--mpi)");
   const std::string where = path + ": model_search";
-  if (longrope::detail::search_int(*it, "version", where, 0, 1 << 30) != 1) {
-    LONGROPE_THROW("longrope.json", where + ".version: expected 1");
-  }
   auto differs = [&](const std::string& key, const nlohmann::json& had, const nlohmann::json& now) {
     LONGROPE_THROW("longrope.argument", path + ": written for another search: " + key + " was " + had.dump() +
                                             ", this command line gives " + now.dump() +
                                             " (resume with the same model, text and options)");
   };
-  const nlohmann::json& had = longrope::detail::search_key(*it, "settings", where);
-  if (!had.is_object()) LONGROPE_THROW("longrope.json", where + ".settings: expected an object");
-  for (const auto& [k, v] : settings.items()) {
-    const auto h = had.find(k);
-    if (h == had.end()) differs("settings." + k, nullptr, v);
-    if (*h != v) differs("settings." + k, *h, v);
-  }
   const nlohmann::json now = longrope::to_json(fresh);
   if (whole.at("space") != now.at("space")) differs("space", whole.at("space"), now.at("space"));
   const auto ho = comparable_options(whole), no = comparable_options(now);
@@ -151,7 +167,7 @@ inline llama2c::validated_checkpoint load_model_search(const std::string& path, 
     if (h == ho.end() || *h != v) differs("options." + k, h == ho.end() ? nlohmann::json() : *h, v);
   }
   cp.search.options.threads = threads;
-  cp.validation = validation_state_from_json(longrope::detail::search_key(*it, "validation", where), where + ".validation");
+  cp.validation = validation_state_from_json(longrope::detail::search_key(block, "validation", where), where + ".validation");
   return cp;
 }
 
