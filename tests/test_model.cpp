@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <llama2c/checkpoint.hpp>
+#include <llama2c/checkpoint_writer.hpp>
 #include <llama2c/perplexity.hpp>
 #include <llama2c/scaling.hpp>
 #include <llama2c/tokenizer.hpp>
@@ -327,6 +328,40 @@ TEST_CASE("truncated, padded and corrupt checkpoints give clear errors", "[model
     FAIL("no error");
   } catch (const longrope::error& e) {
     CHECK(contains(e.what(), "cannot read /nonexistent/dir/model.bin: No such file or directory"));
+  }
+}
+
+TEST_CASE("tensors that do not fit the config are refused by the transformer and the writer", "[model][checkpoint]") {
+  for (bool shared : {false, true}) {
+    const auto b = write_v1(make_tiny(shared));
+    const checkpoint good = parse_checkpoint(b.data(), b.size(), "tiny");
+    CHECK_NOTHROW(transformer<float>(good));
+    CHECK(serialize_checkpoint(good, 1) == b);  // the writer accepts what the reader made
+    auto error_of = [](const checkpoint& ck, bool writer) {
+      try {
+        if (writer) (void)serialize_checkpoint(ck, 1);
+        else transformer<float> m(ck);
+      } catch (const longrope::error& e) {
+        return std::string(e.what());
+      }
+      return std::string("no error");
+    };
+    checkpoint bad = good;
+    bad.wk.pop_back();  // 2 layers x kv_dim 8 x dim 16 = 256 expected
+    CHECK(contains(error_of(bad, false), "transformer: tensor wk has 255 values, expected 256"));
+    CHECK(contains(error_of(bad, true), "write_checkpoint: tensor wk has 255 values, expected 256"));
+    bad = good;
+    bad.rms_final.push_back(1.f);
+    CHECK(contains(error_of(bad, false), "tensor rms_final has 17 values, expected 16"));
+    bad = good;
+    if (shared) {
+      bad.wcls.assign(40 * 16, 0.f);  // unused with a shared classifier: ignored by the model, refused by the writer
+      CHECK(error_of(bad, false) == "no error");
+      CHECK(contains(error_of(bad, true), "write_checkpoint: tensor wcls has 640 values, expected 0"));
+    } else {
+      bad.wcls.clear();
+      CHECK(contains(error_of(bad, false), "transformer: tensor wcls has 0 values, expected 640"));
+    }
   }
 }
 

@@ -216,6 +216,39 @@ inline std::uint64_t checkpoint_floats(const model_config& c, const std::string&
   return n;
 }
 
+/// Checks that every tensor of ck has the size ck.config gives it (the
+/// layout parse_checkpoint reads). With a shared classifier wcls is not
+/// used; when wcls_empty_if_shared it must then be empty (what a writer
+/// needs), otherwise it is ignored. Precondition: ck.config passed
+/// validate_config (no overflow). Throws longrope::error
+/// ("longrope.argument") "<who>: tensor <name> has N values, expected M"
+/// for the first tensor that does not fit. O(1).
+inline void check_tensor_sizes(const checkpoint& ck, const char* who, bool wcls_empty_if_shared) {
+  const model_config& c = ck.config;
+  const std::uint64_t L = static_cast<std::uint64_t>(c.n_layers), d = static_cast<std::uint64_t>(c.dim),
+                      h = static_cast<std::uint64_t>(c.hidden_dim), kv = static_cast<std::uint64_t>(c.kv_dim()),
+                      V = static_cast<std::uint64_t>(c.vocab_size);
+  auto need = [who](const std::vector<float>& t, std::uint64_t n, const char* name) {
+    if (t.size() != n) {
+      LONGROPE_THROW("longrope.argument", std::string(who) + ": tensor " + name + " has " + std::to_string(t.size()) +
+                                              " values, expected " + std::to_string(n));
+    }
+  };
+  need(ck.token_embedding, V * d, "token_embedding");
+  need(ck.rms_att, L * d, "rms_att");
+  need(ck.rms_ffn, L * d, "rms_ffn");
+  need(ck.wq, L * d * d, "wq");
+  need(ck.wk, L * kv * d, "wk");
+  need(ck.wv, L * kv * d, "wv");
+  need(ck.wo, L * d * d, "wo");
+  need(ck.w1, L * h * d, "w1");
+  need(ck.w2, L * d * h, "w2");
+  need(ck.w3, L * h * d, "w3");
+  need(ck.rms_final, d, "rms_final");
+  if (!c.shared_classifier) need(ck.wcls, V * d, "wcls");
+  else if (wcls_empty_if_shared) need(ck.wcls, 0, "wcls");
+}
+
 inline checkpoint parse_checkpoint(const unsigned char* data, std::size_t size, const std::string& name) {
   constexpr std::uint32_t kMagic = 0x616b3432u;  // "ak42"
   constexpr std::size_t kV1Header = 256;

@@ -63,27 +63,7 @@ inline std::vector<unsigned char> serialize_checkpoint(const checkpoint& ck, int
   model_config fc = c;
   fc.version = version;
   const std::uint64_t floats = checkpoint_floats(fc, "write_checkpoint");
-  const std::uint64_t L = static_cast<std::uint64_t>(c.n_layers), d = static_cast<std::uint64_t>(c.dim),
-                      h = static_cast<std::uint64_t>(c.hidden_dim), kv = static_cast<std::uint64_t>(c.kv_dim()),
-                      V = static_cast<std::uint64_t>(c.vocab_size);
-  auto need = [](const std::vector<float>& t, std::uint64_t n, const char* name) {
-    if (t.size() != n) {
-      LONGROPE_THROW("longrope.argument", std::string("write_checkpoint: tensor ") + name + " has " +
-                                              std::to_string(t.size()) + " values, expected " + std::to_string(n));
-    }
-  };
-  need(ck.token_embedding, V * d, "token_embedding");
-  need(ck.rms_att, L * d, "rms_att");
-  need(ck.rms_ffn, L * d, "rms_ffn");
-  need(ck.wq, L * d * d, "wq");
-  need(ck.wk, L * kv * d, "wk");
-  need(ck.wv, L * kv * d, "wv");
-  need(ck.wo, L * d * d, "wo");
-  need(ck.w1, L * h * d, "w1");
-  need(ck.w2, L * d * h, "w2");
-  need(ck.w3, L * h * d, "w3");
-  need(ck.rms_final, d, "rms_final");
-  need(ck.wcls, c.shared_classifier ? 0 : V * d, "wcls");
+  check_tensor_sizes(ck, "write_checkpoint", true);
 
   std::vector<unsigned char> b;
   b.reserve(static_cast<std::size_t>(256 + 4 * floats));

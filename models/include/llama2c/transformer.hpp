@@ -279,25 +279,8 @@ template <class T>
 transformer<T>::transformer(const checkpoint& ck) : cfg_(ck.config) {
   validate_config(cfg_, "transformer");
   const index_t d = cfg_.dim, h = cfg_.hidden_dim, kv = cfg_.kv_dim(), v = cfg_.vocab_size;
-  const auto need = [&](const std::vector<float>& t, index_t n, const char* name) {
-    if (static_cast<index_t>(t.size()) != n) {
-      LONGROPE_THROW("longrope.argument", std::string("transformer: tensor ") + name + " has " +
-                                              std::to_string(t.size()) + " values, expected " + std::to_string(n));
-    }
-  };
+  check_tensor_sizes(ck, "transformer", false);
   const index_t L = cfg_.n_layers;
-  need(ck.token_embedding, v * d, "token_embedding");
-  need(ck.rms_att, L * d, "rms_att");
-  need(ck.rms_ffn, L * d, "rms_ffn");
-  need(ck.wq, L * d * d, "wq");
-  need(ck.wk, L * kv * d, "wk");
-  need(ck.wv, L * kv * d, "wv");
-  need(ck.wo, L * d * d, "wo");
-  need(ck.w1, L * h * d, "w1");
-  need(ck.w2, L * d * h, "w2");
-  need(ck.w3, L * h * d, "w3");
-  need(ck.rms_final, d, "rms_final");
-  if (!cfg_.shared_classifier) need(ck.wcls, v * d, "wcls");
 
   emb_ = detail::to_matrix<T>(ck.token_embedding.data(), v, d);
   if (!cfg_.shared_classifier) cls_ = detail::to_matrix<T>(ck.wcls.data(), v, d);
