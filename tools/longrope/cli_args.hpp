@@ -102,6 +102,13 @@ class option_parser {
     return v;
   }
 
+  /// --seed K (default 0): an integer >= 0, as every seeded command reads it.
+  std::uint64_t seed() const {
+    const std::int64_t v = int_or("--seed", 0);
+    if (v < 0) throw std::invalid_argument("--seed: must be >= 0");
+    return static_cast<std::uint64_t>(v);
+  }
+
   /// Strict integer: the whole string, base 10, in range.
   static std::int64_t parse_int(const std::string& s, const std::string& what) {
     if (s.empty()) throw std::invalid_argument(what + ": expected an integer, got ''");
@@ -148,6 +155,16 @@ class option_parser {
 /// The evolutionary search's shape: P, N1, N2, k, T.
 struct generation_flags {
   int population = 64, mutations = 16, crossovers = 16, top_k = 32, iterations = 40;
+
+  /// Copies P, N1, N2, k, T into a search's options (longrope::search_options).
+  template <class Options>
+  void apply_to(Options& o) const {
+    o.population = population;
+    o.mutations = mutations;
+    o.crossovers = crossovers;
+    o.top_k = top_k;
+    o.iterations = iterations;
+  }
 };
 
 /// Reads --population P (>= 1), --mutations N1, --crossovers N2 (>= 0), --topk K

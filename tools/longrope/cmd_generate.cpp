@@ -44,9 +44,7 @@ int cmd_generate(const args& a) {
   if (g.steps < 2 || g.steps > (std::int64_t{1} << 24)) throw std::invalid_argument("--steps: must be in [2, 2^24]");
   g.temperature = opt.double_or("--temperature", 0.0);
   if (g.temperature < 0.0) throw std::invalid_argument("--temperature: must be >= 0");
-  const std::int64_t seed = opt.int_or("--seed", 0);
-  if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
-  g.seed = static_cast<std::uint64_t>(seed);
+  g.seed = opt.seed();
   const llama2c::scaling sc = parse_scaling(opt);
 
   const loaded_model m = load_model(opt);

@@ -50,8 +50,7 @@ int cmd_passkey(const args& a) {
   const std::int64_t context = option_parser::parse_int(opt.required("--context"), "--context");
   const std::int64_t trials = opt.int_or("--trials", 10);
   if (trials < 1 || trials > 100000) throw std::invalid_argument("--trials: must be in [1, 100000]");
-  const std::int64_t seed = opt.int_or("--seed", 0);
-  if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
+  const std::uint64_t seed = opt.seed();
   if (context < 2) throw std::invalid_argument("--context: must be >= 2, got " + std::to_string(context));
   const llama2c::scaling sc = parse_scaling(opt, context);
   const loaded_model m = load_model(opt);
@@ -67,7 +66,7 @@ int cmd_passkey(const args& a) {
     throw std::invalid_argument("--context: " + std::to_string(context) + " tokens are too few for the task (need >= " +
                                 std::to_string(fixed + static_cast<std::int64_t>(pieces.filler.size())) + ")");
   }
-  longrope::search_rng rng(static_cast<std::uint64_t>(seed));
+  longrope::search_rng rng(seed);
   nlohmann::json results = nlohmann::json::array();
   std::int64_t correct = 0;
   for (std::int64_t t = 0; t < trials; ++t) {

@@ -116,9 +116,8 @@ int cmd_search(const args& a) {
     throw std::invalid_argument("--threads: must be in [0, 1024], got " + std::to_string(threads));
   }
   eo.search.threads = static_cast<int>(threads);
-  const std::int64_t seed = opt.int_or("--seed", 0);
-  if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
-  eo.search.seed = static_cast<std::uint64_t>(seed);
+  const std::uint64_t seed = opt.seed();
+  eo.search.seed = seed;
   eo.search_n_hat = !opt.has("--no-n-hat");
   eo.lambda_max = opt.double_or("--lambda-max", 0.0);
   if (opt.has("--lambda-max") && !(eo.lambda_max >= 1.0)) throw std::invalid_argument("--lambda-max: must be >= 1");

@@ -169,16 +169,10 @@ int cmd_search_longrope2(const args& a) {
   llama2c::longrope2_extension_options eo;
   eo.context = context;
   auto& so = eo.search.search;
-  const generation_flags g = read_generation_flags(opt);
-  so.population = g.population;
-  so.mutations = g.mutations;
-  so.crossovers = g.crossovers;
-  so.top_k = g.top_k;
-  so.iterations = g.iterations;
+  read_generation_flags(opt).apply_to(so);
   so.threads = opt.small_int("--threads", 0, 0);
-  const std::int64_t seed = opt.int_or("--seed", 0);
-  if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
-  so.seed = static_cast<std::uint64_t>(seed);
+  const std::uint64_t seed = opt.seed();
+  so.seed = seed;
   so.max_seconds = opt.double_or("--max-seconds", 0.0);
   if (so.max_seconds < 0.0) throw std::invalid_argument("--max-seconds: must be >= 0");
   if (const auto k = opt.get("--critical-dim")) {

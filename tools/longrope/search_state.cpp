@@ -63,16 +63,9 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
     t.attention_factor = *x;
   }
   longrope::search_options o;
-  const generation_flags g = read_generation_flags(opt);
-  o.population = g.population;
-  o.mutations = g.mutations;
-  o.crossovers = g.crossovers;
-  o.top_k = g.top_k;
-  o.iterations = g.iterations;
+  read_generation_flags(opt).apply_to(o);
   o.mutation_radius = opt.small_int("--mutation-radius", 0, 0);
-  const std::int64_t seed = opt.int_or("--seed", 0);
-  if (seed < 0) throw std::invalid_argument("--seed: must be >= 0");
-  o.seed = static_cast<std::uint64_t>(seed);
+  o.seed = opt.seed();
   o.max_evaluations = opt.int_or("--max-evaluations", 0);
   if (o.max_evaluations < 0) throw std::invalid_argument("--max-evaluations: must be >= 0");
   longrope::search_space_config sc = longrope::default_space_config(t.target);
