@@ -243,21 +243,24 @@ TEST_CASE("bad command lines and replies get one clear error line", "[evaluators
     std::vector<std::string> args;
     std::string expect;
   };
-  auto with = [](std::vector<std::string> a) {
-    auto s = search_args();
-    a.insert(a.end(), s.begin(), s.end());
-    return a;
-  };
   const std::vector<bad> cases = {
-      {with({"search", "--evaluator", evaluator(), "--evaluators", "0"}), "--evaluators: must be in [1, 4096]"},
-      {with({"search", "--evaluator", evaluator(), "--mpi"}), "exactly one of --evaluator"},
-      {with({"search"}), "exactly one of --evaluator"},
-      {with({"search", "--evaluator", evaluator(), "--eval-timeout", "-1"}), "--eval-timeout: must be >= 0"},
-      {{"search", "--evaluator", evaluator(), "--config", config_file()}, "missing required option --context"},
-      {{"search", "--evaluator", evaluator(), "--resume", state.string(), "--seed", "3"}, "come from the checkpoint"},
-      {{"search", "--evaluator", evaluator(), "--resume", state.string()}, "cannot read " + state.string() + ": No such file"},
-      {with({"search", "--evaluator", "exit 3"}), "every evaluator slot failed to start"},
-      {{"tell", "--state", state.string(), "--replies", rep.string()}, "cannot read " + state.string() + ": No such file"},
+      {longrope_test::plus({"search", "--evaluator", evaluator(), "--evaluators", "0"}, search_args()),
+       "--evaluators: must be in [1, 4096]"},
+      {longrope_test::plus({"search", "--evaluator", evaluator(), "--mpi"}, search_args()),
+       "exactly one of --evaluator"},
+      {longrope_test::plus({"search"}, search_args()), "exactly one of --evaluator"},
+      {longrope_test::plus({"search", "--evaluator", evaluator(), "--eval-timeout", "-1"}, search_args()),
+       "--eval-timeout: must be >= 0"},
+      {{"search", "--evaluator", evaluator(), "--config", config_file()},
+       "missing required option --context"},
+      {{"search", "--evaluator", evaluator(), "--resume", state.string(), "--seed", "3"},
+       "come from the checkpoint"},
+      {{"search", "--evaluator", evaluator(), "--resume", state.string()},
+       "cannot read " + state.string() + ": No such file"},
+      {longrope_test::plus({"search", "--evaluator", "exit 3"}, search_args()),
+       "every evaluator slot failed to start"},
+      {{"tell", "--state", state.string(), "--replies", rep.string()},
+       "cannot read " + state.string() + ": No such file"},
   };
   for (const auto& c : cases) {
     const auto r = longrope_test::run_cli(c.args);
@@ -323,12 +326,7 @@ TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uni
   const auto args = model_search_args();
   const auto ref_cp = tmp("model_ref.json"), cp = tmp("model_cp.json");
   fs::remove(cp);
-  auto with = [&](std::vector<std::string> extra) {
-    auto a = args;
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  };
-  const auto ref = longrope_test::run_cli(with({"--checkpoint", ref_cp.string()}));
+  const auto ref = longrope_test::run_cli(longrope_test::plus(args, {"--checkpoint", ref_cp.string()}));
   INFO(ref.err);
   REQUIRE(ref.status == 0);
   const json ref_out = json::parse(ref.out);
@@ -340,7 +338,7 @@ TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uni
   CHECK(timeless(json::parse(plain.out)) == timeless(ref_out));
 
   // SIGINT during generation 0: the state after it is saved, the best so far printed, exit 130.
-  const auto a = run_cli_interrupted(SIGINT, with({"--checkpoint", cp.string()}));
+  const auto a = run_cli_interrupted(SIGINT, longrope_test::plus(args, {"--checkpoint", cp.string()}));
   INFO(a.err);
   REQUIRE(a.status == 128 + SIGINT);
   CHECK_THAT(a.err, Catch::Contains("interrupted by signal 2"));
@@ -349,13 +347,14 @@ TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uni
   CHECK(read_json(cp).at("status") == "running");
   CHECK(read_json(cp).at("iteration") == 0);
   // SIGTERM while resuming (other --threads): one more generation, exit 143.
-  const auto b = run_cli_interrupted(SIGTERM, with({"--resume", cp.string(), "--threads", "1"}));
+  const auto b =
+      run_cli_interrupted(SIGTERM, longrope_test::plus(args, {"--resume", cp.string(), "--threads", "1"}));
   INFO(b.err);
   REQUIRE(b.status == 128 + SIGTERM);
   CHECK_THAT(b.err, Catch::Contains("resumed"));
   CHECK(read_json(cp).at("iteration") == 1);
   // Resumed to the end: the uninterrupted result, and the same final state.
-  const auto c = longrope_test::run_cli(with({"--resume", cp.string()}));
+  const auto c = longrope_test::run_cli(longrope_test::plus(args, {"--resume", cp.string()}));
   INFO(c.err);
   REQUIRE(c.status == 0);
   CHECK(timeless(json::parse(c.out)) == timeless(ref_out));
@@ -366,7 +365,7 @@ TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uni
            {{"--resume", cp.string(), "--seed", "8"}, "written for another search: options.seed"},
            {{"--resume", cp.string(), "--windows", "3"}, "written for another search: settings.windows"},
            {{"--resume", ref_cp.string(), "--no-n-hat"}, "written for another search: space"}}) {
-    const auto r = longrope_test::run_cli(with(extra));
+    const auto r = longrope_test::run_cli(longrope_test::plus(args, extra));
     INFO(r.err);
     CHECK(r.status == 1);
     CHECK(longrope_test::one_error_line(r.err));
@@ -375,7 +374,7 @@ TEST_CASE("the in-process model search: SIGINT, SIGTERM, resume, resume: the uni
   const auto ext = longrope_test::run_cli({"search", "--resume", cp.string(), "--evaluator", evaluator()});
   CHECK(ext.status == 1);
   CHECK_THAT(ext.err, Catch::Contains("written by `longrope search --model`"));
-  const auto model_on_ext = longrope_test::run_cli(with({"--resume", config_file()}));
+  const auto model_on_ext = longrope_test::run_cli(longrope_test::plus(args, {"--resume", config_file()}));
   CHECK(model_on_ext.status == 1);
   CHECK_THAT(model_on_ext.err, Catch::Contains("longrope_cli: missing"));
   fs::remove(cp);

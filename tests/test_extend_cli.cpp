@@ -88,12 +88,7 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
                                          small, "--mid-context", "576", "--long-context", "640", "--population", "3",
                                          "--mutations", "1", "--crossovers", "1", "--topk", "2", "--iterations", "1",
                                          "--steps", "2", "--warmup", "1", "--eval-windows", "1", "--threads", "2"};
-  auto with = [&](std::vector<std::string> extra) {
-    auto v = args;
-    v.insert(v.end(), extra.begin(), extra.end());
-    return v;
-  };
-  const auto full = run_cli(with({"--work", a}));
+  const auto full = run_cli(longrope_test::plus(args, {"--work", a}));
   INFO(full.err);
   REQUIRE(full.status == 0);
   const json ja = json::parse(full.out);
@@ -137,7 +132,7 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   CHECK(json::parse(ev_short.out)["factors"] == ja["factors"]["short_factor"]);
 
   // Stopped after search2, then resumed: same stages, same result.
-  const auto part = run_cli(with({"--work", b, "--until", "search2"}));
+  const auto part = run_cli(longrope_test::plus(args, {"--work", b, "--until", "search2"}));
   INFO(part.err);
   REQUIRE(part.status == 0);
   const json jp = json::parse(part.out);
@@ -146,7 +141,7 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   CHECK_FALSE(jp.contains("table"));
   CHECK(std::filesystem::exists(std::filesystem::path(b) / "finetune.bin"));
   CHECK_FALSE(std::filesystem::exists(std::filesystem::path(b) / "stage-short.json"));
-  const auto rest = run_cli(with({"--work", b, "--resume"}));
+  const auto rest = run_cli(longrope_test::plus(args, {"--work", b, "--resume"}));
   INFO(rest.err);
   REQUIRE(rest.status == 0);
   CHECK(rest.err.find("stage search2 already done") != std::string::npos);
@@ -157,23 +152,23 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   const auto short_file = std::filesystem::path(b) / "stage-short.json";
   const std::string good = slurp(short_file);
   std::ofstream(short_file) << "{\"format\": \"longrope-extend-stage-1\", \"stage\": \"short\"";  // truncated
-  auto r = run_cli(with({"--work", b}));
+  auto r = run_cli(longrope_test::plus(args, {"--work", b}));
   CHECK(r.status == 1);
   CHECK(one_error_line(r.err));
   CHECK(r.err.find("stage-short.json: not valid JSON") != std::string::npos);
   std::ofstream(short_file) << good;
   std::filesystem::rename(std::filesystem::path(b) / "finetune.bin", std::filesystem::path(b) / "moved.bin");
-  r = run_cli(with({"--work", b}));
+  r = run_cli(longrope_test::plus(args, {"--work", b}));
   CHECK(r.status == 1);
   CHECK(one_error_line(r.err));
   CHECK(r.err.find("finetune.bin is missing") != std::string::npos);
   std::filesystem::rename(std::filesystem::path(b) / "moved.bin", std::filesystem::path(b) / "finetune.bin");
-  r = run_cli(with({"--work", b, "--seed", "7"}));
+  r = run_cli(longrope_test::plus(args, {"--work", b, "--seed", "7"}));
   CHECK(r.status == 1);
   CHECK(one_error_line(r.err));
   CHECK(r.err.find("written by a run with other options") != std::string::npos);
   std::filesystem::remove(std::filesystem::path(b) / "stage-search1.json");
-  r = run_cli(with({"--work", b}));
+  r = run_cli(longrope_test::plus(args, {"--work", b}));
   CHECK(r.status == 1);
   CHECK(one_error_line(r.err));
   CHECK(r.err.find("an earlier stage is missing") != std::string::npos);

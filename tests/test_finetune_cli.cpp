@@ -81,8 +81,7 @@ TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[
                                            "--text", text, "--context", "96", "--batch", "2",
                                            "--threads", "2", "--steps", "3", "--warmup", "1", "--data-end", "4000",
                                            "--factors-file", factors, "--doc-mask", "--format", "v1"};
-  auto args = common;
-  args.insert(args.end(), {"--out", a});
+  auto args = longrope_test::plus(common, {"--out", a});
   const auto r = run_cli(args);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -109,13 +108,11 @@ TEST_CASE("finetune on stories260K: JSON, checkpoint, sidecar, exact resume", "[
   CHECK(ej.at("n_hat") == 2);
 
   // Stopped after the first step (--max-seconds tiny), then resumed: same bytes.
-  args = common;
-  args.insert(args.end(), {"--out", b, "--max-seconds", "0.000001"});
+  args = longrope_test::plus(common, {"--out", b, "--max-seconds", "0.000001"});
   const auto r1 = run_cli(args);
   REQUIRE(r1.status == 0);
   CHECK(json::parse(r1.out).at("steps") == 1);
-  args = common;
-  args.insert(args.end(), {"--out", b, "--resume", b + ".state"});
+  args = longrope_test::plus(common, {"--out", b, "--resume", b + ".state"});
   const auto r2 = run_cli(args);
   INFO(r2.err);
   REQUIRE(r2.status == 0);
@@ -147,8 +144,7 @@ TEST_CASE("finetune --init, --passkey-mix, --mixed-window: a fresh model, loadab
       "finetune", "--init", "dim=32,layers=1,heads=2,vocab=512,seq_len=64", "--tokenizer", tok, "--text",
       text, "--data-end", "6000", "--context", "256", "--method", "pi", "--batch", "2", "--steps", "3",
       "--warmup", "1", "--passkey-mix", "0.5", "--mixed-window", "0.5", "--seed", "4"};
-  auto args = common;
-  args.insert(args.end(), {"--out", a});
+  auto args = longrope_test::plus(common, {"--out", a});
   const auto r = run_cli(args);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -166,13 +162,11 @@ TEST_CASE("finetune --init, --passkey-mix, --mixed-window: a fresh model, loadab
   CHECK(ppl > 1.0);
   CHECK(ppl < 600.0);  // a 3-step model is near uniform over 512 tokens
   // The same seed gives the same fresh model and run; stopped after one step and resumed: same bytes.
-  args = common;
-  args.insert(args.end(), {"--out", b, "--max-seconds", "0.000001"});
+  args = longrope_test::plus(common, {"--out", b, "--max-seconds", "0.000001"});
   const auto r1 = run_cli(args);
   REQUIRE(r1.status == 0);
   CHECK(json::parse(r1.out).at("steps") == 1);
-  args = common;
-  args.insert(args.end(), {"--out", b, "--resume", b + ".state"});
+  args = longrope_test::plus(common, {"--out", b, "--resume", b + ".state"});
   const auto r2 = run_cli(args);
   INFO(r2.err);
   REQUIRE(r2.status == 0);

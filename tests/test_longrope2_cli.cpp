@@ -176,12 +176,7 @@ TEST_CASE("search --method longrope2 --checkpoint / --resume: killed at every ge
       "--context", "64", "--fitness", "perplexity", "--windows", "2", "--critical-dim-range", "0:1",
       "--search-mscale", "--population", "6", "--mutations", "3", "--crossovers", "3", "--topk", "3",
       "--iterations", "2", "--mscale-iterations", "2", "--seed", "5", "--threads", "2"};
-  auto with = [&](std::vector<std::string> extra) {
-    auto a = args;
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  };
-  const auto ref = longrope_test::run_cli(with({"--checkpoint", ref_cp.string()}));
+  const auto ref = longrope_test::run_cli(longrope_test::plus(args, {"--checkpoint", ref_cp.string()}));
   INFO(ref.err);
   REQUIRE(ref.status == 0);
   const json ref_out = json::parse(ref.out);
@@ -195,7 +190,8 @@ TEST_CASE("search --method longrope2 --checkpoint / --resume: killed at every ge
   CHECK(timeless(json::parse(plain.out)) == timeless(ref_out));
 
   // SIGINT during the first generation: its state saved, the best so far printed, exit 130.
-  const auto a = longrope_test::run_cli_interrupted(SIGINT, with({"--checkpoint", cp.string()}));
+  const auto a =
+      longrope_test::run_cli_interrupted(SIGINT, longrope_test::plus(args, {"--checkpoint", cp.string()}));
   INFO(a.err);
   REQUIRE(a.status == 128 + SIGINT);
   CHECK_THAT(a.err, Catch::Contains("interrupted by signal 2"));
@@ -209,7 +205,8 @@ TEST_CASE("search --method longrope2 --checkpoint / --resume: killed at every ge
   bool saw_mscale = false;
   longrope_test::cli_result last;
   for (int i = 0; i < 12; ++i) {
-    last = longrope_test::run_cli_interrupted(SIGTERM, with({"--resume", cp.string(), "--threads", "1"}));
+    last = longrope_test::run_cli_interrupted(
+        SIGTERM, longrope_test::plus(args, {"--resume", cp.string(), "--threads", "1"}));
     if (last.status != 128 + SIGTERM) break;
     ++interrupted;
     CHECK_THAT(last.err, Catch::Contains("resumed"));
@@ -239,7 +236,7 @@ TEST_CASE("search --method longrope2 --checkpoint / --resume: killed at every ge
            {{"--resume", lr_state.string()}, "no longrope2_search block"},
            {{"--resume", bad.string()}, "not a JSON object"},
            {{"--resume", (dir / "longrope_test_lr2_missing.json").string()}, "longrope_test_lr2_missing.json"}}) {
-    const auto r = longrope_test::run_cli(with(extra));
+    const auto r = longrope_test::run_cli(longrope_test::plus(args, extra));
     INFO(r.err);
     CHECK(r.status == 1);
     CHECK(longrope_test::one_error_line(r.err));

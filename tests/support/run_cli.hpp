@@ -62,6 +62,12 @@ inline cli_result run_cli(const std::vector<std::string>& args) {
   return r;
 }
 
+/// base followed by extra: a command line with a few more flags.
+inline std::vector<std::string> plus(std::vector<std::string> base, const std::vector<std::string>& extra) {
+  base.insert(base.end(), extra.begin(), extra.end());
+  return base;
+}
+
 /// True when s is exactly one line (one '\n', at its end): a CLI error before any progress.
 inline bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
