@@ -20,6 +20,7 @@
 #include "commands.hpp"
 #include "evaluator_pool.hpp"
 #include "mpi_transport.hpp"
+#include "search_output.hpp"
 #include "search_state.hpp"
 
 namespace longrope_cli {
@@ -144,20 +145,10 @@ int cmd_search_external(const args& a) {
   nlohmann::json out = result_json(*search, target);
   out["evaluator_failures"] = {{"restarts", st.restarts}, {"retries", st.retries}, {"error_fitness", st.error_fitness}};
   transport.reset();  // shut the evaluators down before printing
-  if (signal != 0) {
-    if (checkpoint) save_state(*checkpoint, *search, target);
-    out["stop_reason"] = "interrupted";
-    std::printf("%s\n", out.dump(2).c_str());
-    std::fprintf(stderr, "search: interrupted by signal %d after %lld evaluations; best so far %s%s\n", signal,
-                 static_cast<long long>(search->progress().evaluations),
-                 out["fitness"].is_null() ? "(none yet)" : out["fitness"].dump().c_str(),
-                 checkpoint ? ("; resume with --resume " + *checkpoint).c_str() : "; no --checkpoint, progress lost");
-    return 128 + signal;
-  }
-  const std::string text = out.dump(2);
-  std::printf("%s\n", text.c_str());
-  if (const auto p = opt.get("--out")) write_text(*p, text);
-  return 0;
+  if (signal != 0 && checkpoint) save_state(*checkpoint, *search, target);
+  return finish_search(out, signal, "search", static_cast<long long>(search->progress().evaluations),
+                       out["fitness"].is_null() ? "(none yet)" : out["fitness"].dump(), checkpoint,
+                       "--resume ", opt.get("--out"));
 }
 
 int cmd_ask(const args& a) {

@@ -25,6 +25,7 @@
 #include "evaluator_pool.hpp"
 #include "model_search_state.hpp"
 #include "search_defaults.hpp"
+#include "search_output.hpp"
 
 namespace longrope_cli {
 
@@ -233,21 +234,10 @@ int cmd_search(const args& a) {
   out["seed"] = seed;
   out["original_max_position_embeddings"] = m.ck.config.seq_len;
   out["rope_scaling"] = longrope::to_rope_scaling_json(r.rope);
-  if (signal != 0) {  // interrupted: the best so far, the state in the checkpoint
-    out["stop_reason"] = "interrupted";
-    std::printf("%s\n", out.dump(2).c_str());
-    std::fprintf(stderr, "search: interrupted by signal %d after %lld evaluations; best so far perplexity %.9g%s\n",
-                 signal, static_cast<long long>(r.search.evaluations), v.chosen_train,
-                 checkpoint ? ("; resume with the same command and --resume " + *checkpoint).c_str()
-                            : "; no --checkpoint, progress lost");
-    return 128 + signal;
-  }
-  const std::string text = out.dump(2);
-  std::printf("%s\n", text.c_str());
-  if (out_path) {
-    longrope::write_file_atomic(*out_path, text + "\n");
-  }
-  return 0;
+  char best[64];
+  std::snprintf(best, sizeof best, "perplexity %.9g", v.chosen_train);
+  return finish_search(out, signal, "search", static_cast<long long>(r.search.evaluations), best, checkpoint,
+                       "the same command and --resume ", out_path);
 }
 
 }  // namespace longrope_cli

@@ -27,6 +27,7 @@
 #include "cmd_model.hpp"
 #include "evaluator_pool.hpp"
 #include "model_search_state.hpp"
+#include "search_output.hpp"
 
 namespace longrope_cli {
 
@@ -331,21 +332,10 @@ int cmd_search_longrope2(const args& a) {
   if (!r.pair_mscale.empty()) {
     out["rope_scaling_note"] = "transformers' rope_scaling has one scalar attention_factor: pair_mscale is not in it";
   }
-  if (signal != 0) {  // interrupted: the best so far, the state in the checkpoint
-    out["stop_reason"] = "interrupted";
-    std::printf("%s\n", out.dump(2).c_str());
-    std::fprintf(stderr, "search longrope2: interrupted by signal %d after %lld evaluations; best so far %.9g%s\n",
-                 signal, static_cast<long long>(evals), r.score,
-                 checkpoint ? ("; resume with the same command and --resume " + *checkpoint).c_str()
-                            : "; no --checkpoint, progress lost");
-    return 128 + signal;
-  }
-  const std::string text = out.dump(2);
-  std::printf("%s\n", text.c_str());
-  if (out_path) {
-    longrope::write_file_atomic(*out_path, text + "\n");
-  }
-  return 0;
+  char best[64];
+  std::snprintf(best, sizeof best, "%.9g", r.score);
+  return finish_search(out, signal, "search longrope2", static_cast<long long>(evals), best, checkpoint,
+                       "the same command and --resume ", out_path);
 }
 
 }  // namespace longrope_cli
