@@ -1,5 +1,5 @@
 # Rotation kernels: every vector path against the scalar reference.
-longrope_add_test(test_rotate SOURCES test_rotate.cpp)
+longrope_add_test(test_rotate SOURCES test_rotate.cpp test_table_stream.cpp)
 
 # test_rotate runs every [simd] case once per ISA the machine has (set_isa),
 # so AVX2 and AVX-512 are both checked on an AVX-512 machine from one binary.

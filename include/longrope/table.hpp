@@ -39,7 +39,11 @@
 ///     reproduce reference implementations.
 ///
 /// Complexity: O(rows * pairs) cos/sin evaluations; no allocation; noexcept
-/// after the argument checks. Thread safety: concurrent calls on disjoint output
+/// after the argument checks. Large float tables (cos + sin >= 8 MiB, exact
+/// angles, <= 64 pairs, AVX2/AVX-512) are written with non-temporal stores
+/// (detail/stream_store.hpp): the same values, bitwise, but the table is not
+/// left in the cache (it would not fit anyway) and no line is read before it
+/// is written (1.5x faster on Zen 2); smaller tables use plain stores. Thread safety: concurrent calls on disjoint output
 /// rows are safe (split the positions across threads).
 
 #include <algorithm>
@@ -59,6 +63,7 @@
 #include "detail/angle.hpp"
 #include "detail/pair_mscale.hpp"
 #include "detail/simd.hpp"
+#include "detail/stream_store.hpp"
 #undef LONGROPE_INTERNAL_INCLUDE
 
 namespace longrope {
@@ -123,6 +128,48 @@ void table_row_vector(const rope_frequencies& f, std::int64_t p, T* c, T* s, ang
   table_row_scalar(f, p, c, s, prec);
 }
 
+/// Rows per block of a streamed fill: one recurrence block of fill_range_scaled
+/// (every ISA restarts its recurrence every 32 rows), so computing block by
+/// block gives the direct path's bits. Pairs up to kStreamPairs (head_dim 128):
+/// the stack buffers are 2 x 2 x 8 KiB.
+inline constexpr std::ptrdiff_t kStreamRows = 32;
+inline constexpr int kStreamPairs = 64;
+
+/// Whether a float fill of rows x pairs (cos and sin) streams its stores.
+inline bool table_streams(int isa, std::ptrdiff_t rows, int pairs) noexcept {
+  return stream_available(isa) && pairs > 0 && pairs <= kStreamPairs &&
+         2 * static_cast<std::size_t>(rows) * static_cast<std::size_t>(pairs) * sizeof(float) >= kStreamTableBytes;
+}
+
+/// Streams m rows of n floats from buf (row stride n) into rows r0.. of out.
+inline void stream_rows(int isa, matrix_view<float> out, std::ptrdiff_t r0, std::ptrdiff_t m, int n,
+                        const float* buf) noexcept {
+  const auto un = static_cast<std::size_t>(n);
+  if (out.row_stride == n) {
+    stream_copy_isa(isa, out.row(r0), buf, static_cast<std::size_t>(m) * un);
+  } else {
+    for (std::ptrdiff_t r = 0; r < m; ++r) stream_copy_isa(isa, out.row(r0 + r), buf + r * n, un);
+  }
+}
+
+/// The streamed fill (see detail/stream_store.hpp): block by block, each block
+/// computed into the stack by `fill_block(r0, m, cb, sb)` (rows r0 .. r0 + m - 1,
+/// row stride pairs()), then streamed out; sfence at the end.
+template <class FillBlock>
+void table_streamed(const rope_frequencies& f, int isa, std::ptrdiff_t rows, matrix_view<float> c,
+                    matrix_view<float> s, FillBlock fill_block) noexcept {
+  alignas(64) float cb[kStreamRows * kStreamPairs];
+  alignas(64) float sb[kStreamRows * kStreamPairs];
+  const int n = f.pairs();
+  for (std::ptrdiff_t r0 = 0; r0 < rows; r0 += kStreamRows) {
+    const std::ptrdiff_t m = std::min(kStreamRows, rows - r0);
+    fill_block(r0, m, cb, sb);
+    stream_rows(isa, c, r0, m, n, cb);
+    stream_rows(isa, s, r0, m, n, sb);
+  }
+  stream_fence_isa(isa);
+}
+
 /// Rows [0, rows) for positions p0 .. p0 + rows - 1: the vector path uses the
 /// recurrence of detail/simd.hpp (fill_range_scaled) on each side of n_hat.
 template <class T>
@@ -133,6 +180,40 @@ void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows
     if (prec == angle_precision::exact && f.pairs() <= 512 && isa != kIsaScalar) {
       const std::int64_t split = std::clamp<std::int64_t>(f.n_hat() - p0, 0, rows);  // rows below n_hat
       const double att = f.attention_factor();
+      if (table_streams(isa, rows, f.pairs())) {
+        // Blocks of kStreamRows counted from p0 and from n_hat, as the direct calls below.
+        const std::ptrdiff_t sp = static_cast<std::ptrdiff_t>(split);
+        const int n = f.pairs();
+        auto block = [&](std::ptrdiff_t r, std::ptrdiff_t m, const double* freq, float* cb, float* sb) {
+          if (!fill_range_isa(isa, freq, p0 + r, m, att, n, cb, n, sb, n)) {
+            for (std::ptrdiff_t k = 0; k < m; ++k) table_row_scalar(f, p0 + r + k, cb + k * n, sb + k * n, prec);
+            return;
+          }
+          for (std::ptrdiff_t k = 0; k < m; ++k) apply_pair_mscale(f, cb + k * n, sb + k * n);
+        };
+        const auto mscale = [&](float* cb, float* sb, std::int64_t m) {
+          for (std::int64_t k = 0; k < m; ++k) apply_pair_mscale(f, cb + k * n, sb + k * n);
+        };
+        if (c.row_stride == n && s.row_stride == n &&
+            (sp == 0 || fill_range_streamed_isa(isa, f.theta().data(), p0, sp, att, n, c.data, s.data, mscale)) &&
+            (rows == sp || fill_range_streamed_isa(isa, f.inv_freq().data(), p0 + sp, rows - sp, att, n, c.row(sp),
+                                                   s.row(sp), mscale))) {
+          return;
+        }
+        if (sp > 0) {
+          table_streamed(f, isa, sp, c, s, [&](std::ptrdiff_t r, std::ptrdiff_t m, float* cb, float* sb) {
+            block(r, m, f.theta().data(), cb, sb);
+          });
+        }
+        if (rows > sp) {
+          const matrix_view<float> c2{c.row(sp), rows - sp, c.cols, c.row_stride};
+          const matrix_view<float> s2{s.row(sp), rows - sp, s.cols, s.row_stride};
+          table_streamed(f, isa, rows - sp, c2, s2, [&](std::ptrdiff_t r, std::ptrdiff_t m, float* cb, float* sb) {
+            block(sp + r, m, f.inv_freq().data(), cb, sb);
+          });
+        }
+        return;
+      }
       bool done = true;
       if (split > 0) {
         done = fill_range_isa(isa, f.theta().data(), p0, split, att, f.pairs(), c.row(0), c.row_stride, s.row(0),
@@ -217,6 +298,19 @@ void fill_table(const rope_frequencies& f, const std::int64_t* positions, std::p
   if constexpr (detail::is_half_table_v<T>) {
     detail::table_rows_16(f, positions, 0, n, cos_out, sin_out, prec);
   } else {
+    if constexpr (std::is_same_v<T, float>) {
+      const int isa = detail::isa_active();
+      if (prec == angle_precision::exact && detail::table_streams(isa, n, f.pairs())) {
+        const int np = f.pairs();
+        detail::table_streamed(f, isa, n, cos_out, sin_out,
+                               [&](std::ptrdiff_t r0, std::ptrdiff_t m, float* cb, float* sb) {
+                                 for (std::ptrdiff_t k = 0; k < m; ++k) {
+                                   detail::table_row_vector(f, positions[r0 + k], cb + k * np, sb + k * np, prec);
+                                 }
+                               });
+        return;
+      }
+    }
     for (std::ptrdiff_t r = 0; r < n; ++r) {
       detail::table_row_vector(f, positions[r], cos_out.row(r), sin_out.row(r), prec);
     }

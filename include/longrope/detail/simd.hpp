@@ -273,9 +273,15 @@ inline constexpr std::int64_t kRecurrenceRows = 32;
 
 // G (even) chains of 4 pairs, columns [i, i + 4G) all inside the row (no
 // masks), through nrows rows from the exact start; see the AVX-512 fill_block.
-template <int G>
+// side.step() runs once per row written (stream_store.hpp: a streamed fill
+// copies the previous block out a few lines at a time in between).
+struct no_side {
+  void step() noexcept {}
+};
+template <int G, class Side>
 inline void fill_cols(const double* freq, const double* stepc, const double* steps, __m256d vp, __m256d vatt, int i,
-                      std::int64_t nrows, float* cr, std::ptrdiff_t cs, float* sr, std::ptrdiff_t ss) noexcept {
+                      std::int64_t nrows, float* cr, std::ptrdiff_t cs, float* sr, std::ptrdiff_t ss,
+                      Side& side) noexcept {
   __m256d fc[G], fs[G], vc[G], vs[G];
   for (int g = 0; g < G; ++g) {
     fc[g] = _mm256_load_pd(stepc + i + 4 * g);
@@ -289,6 +295,7 @@ inline void fill_cols(const double* freq, const double* stepc, const double* ste
       _mm256_storeu_ps(cr + i + 4 * g, cvt2(vc[g], vc[g + 1]));
       _mm256_storeu_ps(sr + i + 4 * g, cvt2(vs[g], vs[g + 1]));
     }
+    side.step();
     for (int g = 0; g < G; ++g) {
       const __m256d nc = _mm256_fmsub_pd(vc[g], fc[g], _mm256_mul_pd(vs[g], fs[g]));
       vs[g] = _mm256_fmadd_pd(vs[g], fc[g], _mm256_mul_pd(vc[g], fs[g]));
@@ -297,11 +304,8 @@ inline void fill_cols(const double* freq, const double* stepc, const double* ste
   }
 }
 
-inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t rows, double att, int n, float* c,
-                              std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
-  alignas(32) double stepc[512];
-  alignas(32) double steps[512];
-  const __m256d vatt = _mm256_set1_pd(att);
+/// The recurrence steps: stepc[i] = cos(freq[i]), steps[i] = sin(freq[i]), i < n (<= 512, rounded up to 4).
+inline void fill_steps(const double* freq, int n, double* stepc, double* steps) noexcept {
   for (int i = 0; i < n; i += 4) {
     __m256d vs;
     __m256d vc;
@@ -309,34 +313,51 @@ inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t 
     _mm256_store_pd(steps + i, vs);
     _mm256_store_pd(stepc + i, vc);
   }
-  for (std::int64_t r0 = 0; r0 < rows; r0 += kRecurrenceRows) {
-    const std::int64_t r1 = rows - r0 < kRecurrenceRows ? rows : r0 + kRecurrenceRows;
-    const __m256d vp = _mm256_set1_pd(static_cast<double>(p0 + r0));
-    int i = 0;
-    // 16 then 8 pairs at a time: 4 or 2 recurrence chains in flight, plain stores.
-    float* cb = c + r0 * cs;
-    float* sb = s + r0 * ss;
-    for (; i + 16 <= n; i += 16) fill_cols<4>(freq, stepc, steps, vp, vatt, i, r1 - r0, cb, cs, sb, ss);
-    for (; i + 8 <= n; i += 8) fill_cols<2>(freq, stepc, steps, vp, vatt, i, r1 - r0, cb, cs, sb, ss);
-    for (; i < n; i += 4) {
-      const __m128i m = tail4_ps(n - i);
-      const __m256d fc = _mm256_load_pd(stepc + i);
-      const __m256d fs = _mm256_load_pd(steps + i);
-      __m256d vs;
-      __m256d vc;
-      sincos_pd(_mm256_mul_pd(vp, _mm256_maskload_pd(freq + i, tail4_pd(n - i))), vs, vc);
-      vs = _mm256_mul_pd(vs, vatt);
-      vc = _mm256_mul_pd(vc, vatt);
-      float* cr = c + r0 * cs + i;
-      float* sr = s + r0 * ss + i;
-      for (std::int64_t r = r0; r < r1; ++r, cr += cs, sr += ss) {
-        _mm_maskstore_ps(cr, m, _mm256_cvtpd_ps(vc));
-        _mm_maskstore_ps(sr, m, _mm256_cvtpd_ps(vs));
-        const __m256d nc = _mm256_fmsub_pd(vc, fc, _mm256_mul_pd(vs, fs));
-        vs = _mm256_fmadd_pd(vs, fc, _mm256_mul_pd(vc, fs));
-        vc = nc;
-      }
+}
+
+/// One block of nrows <= kRecurrenceRows rows from position p (exact start, then the recurrence).
+template <class Side>
+inline void fill_block(const double* freq, const double* stepc, const double* steps, double p, std::int64_t nrows,
+                       __m256d vatt, int n, float* cb, std::ptrdiff_t cs, float* sb, std::ptrdiff_t ss,
+                       Side& side) noexcept {
+  const __m256d vp = _mm256_set1_pd(p);
+  int i = 0;
+  // 16 then 8 pairs at a time: 4 or 2 recurrence chains in flight, plain stores.
+  for (; i + 16 <= n; i += 16) fill_cols<4>(freq, stepc, steps, vp, vatt, i, nrows, cb, cs, sb, ss, side);
+  for (; i + 8 <= n; i += 8) fill_cols<2>(freq, stepc, steps, vp, vatt, i, nrows, cb, cs, sb, ss, side);
+  for (; i < n; i += 4) {
+    const __m128i m = tail4_ps(n - i);
+    const __m256d fc = _mm256_load_pd(stepc + i);
+    const __m256d fs = _mm256_load_pd(steps + i);
+    __m256d vs;
+    __m256d vc;
+    sincos_pd(_mm256_mul_pd(vp, _mm256_maskload_pd(freq + i, tail4_pd(n - i))), vs, vc);
+    vs = _mm256_mul_pd(vs, vatt);
+    vc = _mm256_mul_pd(vc, vatt);
+    float* cr = cb + i;
+    float* sr = sb + i;
+    for (std::int64_t r = 0; r < nrows; ++r, cr += cs, sr += ss) {
+      _mm_maskstore_ps(cr, m, _mm256_cvtpd_ps(vc));
+      _mm_maskstore_ps(sr, m, _mm256_cvtpd_ps(vs));
+      side.step();
+      const __m256d nc = _mm256_fmsub_pd(vc, fc, _mm256_mul_pd(vs, fs));
+      vs = _mm256_fmadd_pd(vs, fc, _mm256_mul_pd(vc, fs));
+      vc = nc;
     }
+  }
+}
+
+inline void fill_range_scaled(const double* freq, std::int64_t p0, std::int64_t rows, double att, int n, float* c,
+                              std::ptrdiff_t cs, float* s, std::ptrdiff_t ss) noexcept {
+  alignas(32) double stepc[512];
+  alignas(32) double steps[512];
+  fill_steps(freq, n, stepc, steps);
+  const __m256d vatt = _mm256_set1_pd(att);
+  no_side side;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kRecurrenceRows) {
+    const std::int64_t nrows = rows - r0 < kRecurrenceRows ? rows - r0 : kRecurrenceRows;
+    fill_block(freq, stepc, steps, static_cast<double>(p0 + r0), nrows, vatt, n, c + r0 * cs, cs, s + r0 * ss, ss,
+               side);
   }
 }
 
