@@ -65,7 +65,7 @@ const char* const kSearchHelp =
     "  --lambda-max X     grid top (default 1.25 s)\n"
     "  --max-seconds S    wall-time budget, checked after each generation (default none)\n"
     "  --out FILE         also write the JSON result here\n"
-    "  --optimizer O      evolution (the paper), random, gaussian (search/strategy.hpp)\n"
+    "  --optimizer O      evolution (the paper), random, gaussian (search/strategy.hpp), surrogate\n"
     "  --budget B         search evaluations at most (0: none; validation comes on top)\n"
     "  --validation-windows V  windows the final choice is made on (default 2; 0: none)\n"
     "  --validation-patience G stop after G generations without a validation gain (0: off)\n"

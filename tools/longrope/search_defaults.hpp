@@ -44,7 +44,7 @@ inline void apply_search_setup(const option_parser& opt, llama2c::validated_opti
   so.strategy = d.strategy;
   if (const auto name = opt.get("--optimizer")) {
     if (!longrope::parse_search_strategy(*name, so.strategy)) {
-      throw std::invalid_argument("--optimizer: expected evolution, random or gaussian, got '" + *name + "'");
+      throw std::invalid_argument("--optimizer: expected evolution, random, gaussian or surrogate, got '" + *name + "'");
     }
   }
   // Another optimizer than the default starts from the paper's P, N1, N2, k, T.
