@@ -9,7 +9,8 @@
 /// log-factor space, as CMA-ES's rank-mu update, sampled and snapped back to
 /// the monotone grid). Part of <longrope/search.hpp>.
 ///
-/// Every strategy is a pure function of the ranked population, the options
+/// Every strategy is a pure function of the ranked population (surrogate:
+/// also the cache of evaluated candidates, search/surrogate.hpp), the options
 /// and the driver's random stream: nothing else is carried between
 /// generations, so a checkpoint (population, cache, rng) resumes any strategy
 /// exactly, and results never depend on the number of threads.
