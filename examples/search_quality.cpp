@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string out_dir = "docs", shared = std::string(LONGROPE_SOURCE_DIR) + "/../shared";
   if (const char* e = std::getenv("LONGROPE_SHARED_DIR")) shared = e;
-  int seeds = 5, threads = 2;
+  int seeds = 5, threads = 2, first_seed = 0;
   std::vector<int> scales = {4, 8};
   std::map<int, std::int64_t> budget = {{2, 12}, {4, 450}, {8, 300}};
   int baseline_seeds = -1;  // seeds of the paper EA and random search (-1: --seeds)
@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
     } else if (a == "--budget") {
       const auto b = std::stoll(next());
       for (auto& e : budget) e.second = b;
+    } else if (a == "--first-seed") {
+      first_seed = std::stoi(next());
     } else if (a == "--train-windows") {
       train_windows = std::stoll(next());
     } else if (a == "--validation-windows") {
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
-                   "[--baseline-seeds N] [--only OPTIMIZER] [--train-windows W] [--validation-windows V] [--threads J] "
+                   "[--baseline-seeds N] [--only OPTIMIZER] [--train-windows W] [--validation-windows V] [--first-seed S] [--threads J] "
                    "[--shared DIR]\n");
       return 2;
     }
@@ -143,8 +145,9 @@ int main(int argc, char** argv) {
     train_windows = 1;
     validation_windows = 1;
   }
-  if (train_windows < 1 || validation_windows < 0 || seeds < 1) {
-    std::fprintf(stderr, "search_quality: need --train-windows >= 1, --validation-windows >= 0, --seeds >= 1\n");
+  if (train_windows < 1 || validation_windows < 0 || seeds < 1 || first_seed < 0) {
+    std::fprintf(stderr,
+                 "search_quality: need --train-windows >= 1, --validation-windows >= 0, --seeds >= 1, --first-seed >= 0\n");
     return 2;
   }
   if (baseline_seeds < 0) baseline_seeds = seeds;
@@ -215,7 +218,7 @@ int main(int argc, char** argv) {
         const bool baseline = o.opt.strategy == longrope::search_strategy::evolution ||
                              o.opt.strategy == longrope::search_strategy::random;
         const int n_seeds = baseline ? baseline_seeds : seeds;
-        for (int seed = 0; seed < n_seeds; ++seed) {
+        for (int seed = first_seed; seed < first_seed + n_seeds; ++seed) {
           llama2c::validated_options vo;
           vo.extension.context = context;
           vo.extension.search = o.opt;
