@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -41,7 +42,9 @@ struct optimizer {
 };
 
 /// The optimizers compared. budget: search evaluations (validation comes on top).
-std::vector<optimizer> optimizers(std::int64_t budget) {
+/// quick: the surrogate gets 30 (its model needs 21 evaluated candidates, so
+/// its third generation is the first the model draws).
+std::vector<optimizer> optimizers(std::int64_t budget, bool quick) {
   std::vector<optimizer> v;
   {
     optimizer o{"paper EA", "#d62728", {}};  // P 64, N1 = N2 = 16, k 32, T 40 (the CLI's defaults before)
@@ -63,7 +66,19 @@ std::vector<optimizer> optimizers(std::int64_t budget) {
     o.opt.iterations = 100000;
     v.push_back(o);
   }
-  for (auto& o : v) o.opt.max_evaluations = budget;
+  {
+    optimizer o{"surrogate", "#2ca02c", {}};  // gaussian's settings, samples pre-screened by a quadratic model
+    o.opt.strategy = longrope::search_strategy::surrogate;
+    o.opt.population = 16;
+    o.opt.mutations = 8;
+    o.opt.crossovers = 0;
+    o.opt.top_k = 8;
+    o.opt.iterations = 100000;
+    v.push_back(o);
+  }
+  for (auto& o : v) {
+    o.opt.max_evaluations = quick && o.opt.strategy == longrope::search_strategy::surrogate ? 30 : budget;
+  }
   return v;
 }
 
@@ -79,10 +94,11 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string out_dir = "docs", shared = std::string(LONGROPE_SOURCE_DIR) + "/../shared";
   if (const char* e = std::getenv("LONGROPE_SHARED_DIR")) shared = e;
-  int seeds = 5, threads = 2;
+  int seeds = 5, threads = 2, first_seed = 0;
   std::vector<int> scales = {4, 8};
-  std::map<int, std::int64_t> budget = {{2, 24}, {4, 450}, {8, 300}};
+  std::map<int, std::int64_t> budget = {{2, 12}, {4, 450}, {8, 300}};
   int baseline_seeds = -1;  // seeds of the paper EA and random search (-1: --seeds)
+  std::int64_t train_windows = 2, validation_windows = 2;  // the CLI's defaults (longrope search)
   std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -105,6 +121,12 @@ int main(int argc, char** argv) {
     } else if (a == "--budget") {
       const auto b = std::stoll(next());
       for (auto& e : budget) e.second = b;
+    } else if (a == "--first-seed") {
+      first_seed = std::stoi(next());
+    } else if (a == "--train-windows") {
+      train_windows = std::stoll(next());
+    } else if (a == "--validation-windows") {
+      validation_windows = std::stoll(next());
     } else if (a == "--only") {
       only = next();
     } else if (a == "--shared") {
@@ -112,13 +134,21 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
-                   "[--baseline-seeds N] [--only OPTIMIZER] [--threads J] [--shared DIR]\n");
+                   "[--baseline-seeds N] [--only OPTIMIZER] [--train-windows W] [--validation-windows V] [--first-seed S] [--threads J] "
+                   "[--shared DIR]\n");
       return 2;
     }
   }
   if (quick) {
     scales = {2};
     seeds = 1;
+    train_windows = 1;
+    validation_windows = 1;
+  }
+  if (train_windows < 1 || validation_windows < 0 || seeds < 1 || first_seed < 0) {
+    std::fprintf(stderr,
+                 "search_quality: need --train-windows >= 1, --validation-windows >= 0, --seeds >= 1, --first-seed >= 0\n");
+    return 2;
   }
   if (baseline_seeds < 0) baseline_seeds = seeds;
   try {
@@ -136,7 +166,7 @@ int main(int argc, char** argv) {
     std::vector<svg_plot::panel> panels;
     for (int s : scales) {
       const std::int64_t context = s * ck.config.seq_len;
-      const std::int64_t train_w = 1, val_w = 1, held_w = quick ? 1 : 4;
+      const std::int64_t train_w = train_windows, val_w = validation_windows, held_w = quick ? 1 : 4;
       const auto split = llama2c::split_windows(stream, context, train_w, val_w, 0, half);
       const auto held = llama2c::spread_windows(stream, context, held_w, half, n);
       const auto mc = model.config();
@@ -180,27 +210,31 @@ int main(int argc, char** argv) {
       md += "best " + best_name + ".\n\n";
       md += "| optimizer | evaluations (median) | ratio at 1/3 of the evaluations (median, min-max) | final ratio (median, min-max) | "
             "per seed (final) |\n| --- | ---: | ---: | ---: | --- |\n";
-      for (const auto& o : optimizers(budget[s])) {
+      for (const auto& o : optimizers(budget[s], quick)) {
         if (!only.empty() && o.name != only) continue;
         std::vector<std::vector<std::pair<std::int64_t, double>>> curves;
         std::vector<double> totals;
         nlohmann::json runs = nlohmann::json::array();
-        const int n_seeds = o.opt.strategy == longrope::search_strategy::gaussian ? seeds : baseline_seeds;
-        for (int seed = 0; seed < n_seeds; ++seed) {
+        const bool baseline = o.opt.strategy == longrope::search_strategy::evolution ||
+                             o.opt.strategy == longrope::search_strategy::random;
+        const int n_seeds = baseline ? baseline_seeds : seeds;
+        for (int seed = first_seed; seed < first_seed + n_seeds; ++seed) {
           llama2c::validated_options vo;
           vo.extension.context = context;
           vo.extension.search = o.opt;
           vo.extension.search.seed = static_cast<std::uint64_t>(seed);
           vo.extension.search.threads = threads;
           const auto t0 = std::chrono::steady_clock::now();
+          const std::clock_t c0 = std::clock();
           const auto r = llama2c::search_factors_validated(model, split.train, split.validation, vo);
           std::vector<std::pair<std::int64_t, double>> c;
           for (const auto& st : r.steps) c.emplace_back(st.evaluations, held_ppl(st.chosen) / best_base);
           const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          std::printf("  %-9s seed %d: %lld evaluations (%lld validation), held-out %.4f = %.3fx, %.0f s\n",
+          const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+          std::printf("  %-9s seed %d: %lld evaluations (%lld validation), held-out %.4f = %.3fx, %.0f s wall, %.0f s CPU\n",
                       o.name.c_str(), seed, static_cast<long long>(c.back().first),
                       static_cast<long long>(r.validation_evaluations), c.back().second * best_base, c.back().second,
-                      secs);
+                      secs, cpu);
           std::printf("    curve (evaluations:ratio at each change):");
           for (std::size_t k = 0; k < c.size(); ++k) {
             if (k == 0 || c[k].second != c[k - 1].second) {
@@ -263,7 +297,7 @@ int main(int argc, char** argv) {
                       median(totals), median(third), mm(third).first, mm(third).second, median(fin), mm(fin).first,
                       mm(fin).second, per.c_str());
         md += row;
-        js["optimizers"][o.name] = {{"budget", budget[s]}, {"strategy", longrope::to_string(o.opt.strategy)},
+        js["optimizers"][o.name] = {{"budget", o.opt.max_evaluations}, {"strategy", longrope::to_string(o.opt.strategy)},
                                     {"population", o.opt.population}, {"children", o.opt.mutations + o.opt.crossovers},
                                     {"top_k", o.opt.top_k}, {"runs", runs}};
       }

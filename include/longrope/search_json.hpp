@@ -16,7 +16,7 @@
 ///                  "mutation_probability", "mutation_radius", "mutation": "bounded"|"push",
 ///                  "n_hat_probability", "crossover": "repair"|"reject",
 ///                  "max_attempts", "seed", "patience", "tolerance", "max_evaluations",
-///                  "max_seconds", "threads", "strategy": "evolution"|"random"|"gaussian"},
+///                  "max_seconds", "threads", "strategy": "evolution"|"random"|"gaussian"|"surrogate"},
 ///      "rng": ["<16 hex digits>" x 4],            (xoshiro256** state; hex so no reader loses bits)
 ///      "iteration", "initial_done", "evaluations", "generation_evaluations", "best_score",
 ///      "stale_generations", "elapsed_seconds", "status": "running"|...,
@@ -267,7 +267,7 @@ inline void search_strategy_from_json(const nlohmann::json& options, search_opti
   }
   const std::string s = json_string(options["strategy"], "options.strategy");
   if (!parse_search_strategy(s, o.strategy)) {
-    json_fail("options.strategy", "expected \"evolution\", \"random\" or \"gaussian\", got \"" + s + "\"");
+    json_fail("options.strategy", "expected \"evolution\", \"random\", \"gaussian\" or \"surrogate\", got \"" + s + "\"");
   }
 }
 

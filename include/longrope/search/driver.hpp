@@ -25,6 +25,7 @@
 #include "seeds.hpp"
 #include "space.hpp"
 #include "strategy.hpp"
+#include "surrogate.hpp"
 
 namespace longrope {
 
@@ -109,7 +110,7 @@ class evolutionary_search {
  private:
   void generate_initial(const std::vector<candidate>& seeds);
   void generate_next();
-  void generate_sampled();  // random and gaussian strategies (search/strategy.hpp)
+  void generate_sampled();  // random, gaussian (search/strategy.hpp) and surrogate (search/surrogate.hpp)
   void set_pending(std::vector<candidate> v);
   bool seen(const candidate& c, const std::set<candidate>& fresh) const {
     return cache_.count(c) != 0 || fresh.count(c) != 0;
@@ -289,6 +290,12 @@ inline void evolutionary_search::generate_sampled() {
   std::vector<const candidate*> elite;
   const std::size_t k = std::min(static_cast<std::size_t>(opt_.top_k), st_.population.size());
   for (std::size_t i = 0; i < k; ++i) elite.push_back(&st_.population[i].c);
+  if (opt_.strategy == search_strategy::surrogate) {
+    set_pending(detail::surrogate_generation(space_, elite, cache_, opt_.mutations + opt_.crossovers, opt_.max_attempts,
+                                             opt_.n_hat_probability, rng_,
+                                             [this](const candidate& c) { return cache_.count(c) != 0; }));
+    return;
+  }
   set_pending(detail::sampled_generation(space_, opt_.strategy, elite, opt_.mutations + opt_.crossovers,
                                          opt_.max_attempts, opt_.n_hat_probability, rng_,
                                          [this](const candidate& c) { return cache_.count(c) != 0; }));

@@ -56,7 +56,7 @@ struct search_options {
   int threads = 1;
   /// How each generation is drawn (search/strategy.hpp). evolution (the
   /// paper) uses every field above; random and gaussian draw N1 + N2 children
-  /// per generation, gaussian fits its model to the top k.
+  /// per generation, gaussian and surrogate fit their model to the top k.
   search_strategy strategy = search_strategy::evolution;
 
   /// Throws longrope::error ("longrope.search") naming the field: population,
@@ -199,7 +199,7 @@ inline void search_options::validate() const {
     search_fail("options.crossover: unknown policy");
   }
   if (strategy != search_strategy::evolution && strategy != search_strategy::random &&
-      strategy != search_strategy::gaussian) {
+      strategy != search_strategy::gaussian && strategy != search_strategy::surrogate) {
     search_fail("options.strategy: unknown strategy");
   }
   if (mutation != mutation_mode::bounded && mutation != mutation_mode::push) {

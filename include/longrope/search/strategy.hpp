@@ -9,7 +9,8 @@
 /// log-factor space, as CMA-ES's rank-mu update, sampled and snapped back to
 /// the monotone grid). Part of <longrope/search.hpp>.
 ///
-/// Every strategy is a pure function of the ranked population, the options
+/// Every strategy is a pure function of the ranked population (surrogate:
+/// also the cache of evaluated candidates, search/surrogate.hpp), the options
 /// and the driver's random stream: nothing else is carried between
 /// generations, so a checkpoint (population, cache, rng) resumes any strategy
 /// exactly, and results never depend on the number of threads.
@@ -42,21 +43,27 @@ enum class search_strategy {
   /// same weights, mutated with n_hat_probability. A sample already seen is
   /// redrawn with a 1.5x wider spread (max_attempts times).
   gaussian,
+  /// gaussian's samples pre-screened by a quadratic model of log(score)
+  /// fitted to every evaluated candidate (search/surrogate.hpp): most
+  /// children are the pool's predicted best, a quarter plain samples.
+  surrogate,
 };
 
-/// "evolution", "random", "gaussian".
+/// "evolution", "random", "gaussian", "surrogate".
 inline const char* to_string(search_strategy s) noexcept {
   switch (s) {
     case search_strategy::evolution: return "evolution";
     case search_strategy::random: return "random";
     case search_strategy::gaussian: return "gaussian";
+    case search_strategy::surrogate: return "surrogate";
   }
   return "unknown";
 }
 
 /// Parses to_string's names. Returns false (out untouched) on another name.
 inline bool parse_search_strategy(const std::string& name, search_strategy& out) noexcept {
-  for (auto s : {search_strategy::evolution, search_strategy::random, search_strategy::gaussian}) {
+  for (auto s : {search_strategy::evolution, search_strategy::random, search_strategy::gaussian,
+                 search_strategy::surrogate}) {
     if (name == to_string(s)) {
       out = s;
       return true;
