@@ -118,6 +118,14 @@ TEST_CASE("in-process, 1 child and 3 children give the same search bit for bit",
   const json ref = comparable(in_process());
   REQUIRE(ref.at("status") == "iterations");
   CHECK(comparable(search_with({"--evaluator", evaluator(), "--evaluators", "1"}, "one")) == ref);
+  // --optimizer picks the driver's strategy for the external search too (the paper's EA by default).
+  CHECK(search_with({"--evaluator", evaluator(), "--evaluators", "1"}, "default")
+            .at("options")
+            .at("strategy") == "evolution");
+  CHECK(
+      search_with({"--evaluator", evaluator(), "--evaluators", "2", "--optimizer", "surrogate"}, "surrogate")
+          .at("options")
+          .at("strategy") == "surrogate");
   CHECK(comparable(search_with({"--evaluator", evaluator("--delay-ms 1"), "--evaluators", "3"}, "three")) == ref);
 }
 
@@ -248,6 +256,8 @@ TEST_CASE("bad command lines and replies get one clear error line", "[evaluators
        "--evaluators: must be in [1, 4096]"},
       {longrope_test::plus({"search", "--evaluator", evaluator(), "--mpi"}, search_args()),
        "exactly one of --evaluator"},
+      {longrope_test::plus({"search", "--evaluator", evaluator(), "--optimizer", "cmaes"}, search_args()),
+       "--optimizer: expected evolution, random, gaussian or surrogate, got 'cmaes'"},
       {longrope_test::plus({"search"}, search_args()), "exactly one of --evaluator"},
       {longrope_test::plus({"search", "--evaluator", evaluator(), "--eval-timeout", "-1"}, search_args()),
        "--eval-timeout: must be >= 0"},

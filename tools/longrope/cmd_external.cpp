@@ -33,7 +33,7 @@ const char* const kExternalHelp =
     "                       [--population P] [--mutations N1] [--crossovers N2] [--topk K]\n"
     "                       [--iterations T] [--seed S] [--no-n-hat] [--lambda-max X]\n"
     "                       [--mutation-radius R] [--max-evaluations E] [--original-length L0]\n"
-    "                       [--attention-factor X]\n"
+    "                       [--attention-factor X] [--optimizer O]\n"
     "\n"
     "The LongRoPE search of any model: the space comes from a transformers config.json\n"
     "(pairs, base, original length L0; its LongRoPE factors, if any, seed the search)\n"
@@ -45,7 +45,9 @@ const char* const kExternalHelp =
     "(default 2) the candidate scores +inf. --checkpoint FILE is written atomically at\n"
     "the start and after each generation; SIGINT/SIGTERM write it, print the best so\n"
     "far and exit 130/143; --resume FILE continues bit-identically (and keeps\n"
-    "checkpointing to FILE unless --checkpoint names another).\n";
+    "checkpointing to FILE unless --checkpoint names another). --optimizer O: evolution\n"
+    "(the paper's, the default here), random, gaussian or surrogate (search/strategy.hpp;\n"
+    "docs/search-quality.md measured surrogate at a third of the evaluations on stories260K).\n";
 
 void write_text(const std::string& path, const std::string& text) {
   longrope::write_file_atomic(path, text + "\n");

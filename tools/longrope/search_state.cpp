@@ -15,9 +15,10 @@
 namespace longrope_cli {
 
 std::set<std::string> external_start_options() {
-  return {"--config",    "--context",    "--original-length", "--attention-factor", "--population",
-          "--mutations", "--crossovers", "--topk",            "--iterations",       "--seed",
-          "--lambda-max", "--max-evaluations", "--mutation-radius"};
+  return {"--config",          "--context",   "--original-length", "--attention-factor",
+          "--population",      "--mutations", "--crossovers",      "--topk",
+          "--iterations",      "--seed",      "--lambda-max",      "--max-evaluations",
+          "--mutation-radius", "--optimizer"};
 }
 std::set<std::string> external_start_flags() { return {"--no-n-hat"}; }
 
@@ -65,6 +66,14 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
   longrope::search_options o;
   read_generation_flags(opt).apply_to(o);
   o.mutation_radius = opt.small_int("--mutation-radius", 0, 0);
+  // The paper's EA unless asked: the surrogate default of `search --model` was measured on one toy model
+  // only.
+  if (const auto name = opt.get("--optimizer")) {
+    if (!longrope::parse_search_strategy(*name, o.strategy)) {
+      throw std::invalid_argument("--optimizer: expected evolution, random, gaussian or surrogate, got '" +
+                                  *name + "'");
+    }
+  }
   o.seed = opt.seed();
   o.max_evaluations = opt.int_or("--max-evaluations", 0);
   if (o.max_evaluations < 0) throw std::invalid_argument("--max-evaluations: must be >= 0");
