@@ -67,13 +67,10 @@ std::vector<optimizer> optimizers(std::int64_t budget, bool quick) {
     v.push_back(o);
   }
   {
-    optimizer o{"surrogate", "#2ca02c", {}};  // gaussian's settings, samples pre-screened by a quadratic model
+    optimizer o = v.back();  // gaussian's settings, samples pre-screened by a quadratic model
+    o.name = "surrogate";
+    o.color = "#2ca02c";
     o.opt.strategy = longrope::search_strategy::surrogate;
-    o.opt.population = 16;
-    o.opt.mutations = 8;
-    o.opt.crossovers = 0;
-    o.opt.top_k = 8;
-    o.opt.iterations = 100000;
     v.push_back(o);
   }
   for (auto& o : v) {

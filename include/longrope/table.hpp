@@ -184,15 +184,15 @@ void table_range(const rope_frequencies& f, std::int64_t p0, std::ptrdiff_t rows
         // Blocks of kStreamRows counted from p0 and from n_hat, as the direct calls below.
         const std::ptrdiff_t sp = static_cast<std::ptrdiff_t>(split);
         const int n = f.pairs();
+        const auto mscale = [&](float* cb, float* sb, std::int64_t m) {
+          for (std::int64_t k = 0; k < m; ++k) apply_pair_mscale(f, cb + k * n, sb + k * n);
+        };
         auto block = [&](std::ptrdiff_t r, std::ptrdiff_t m, const double* freq, float* cb, float* sb) {
           if (!fill_range_isa(isa, freq, p0 + r, m, att, n, cb, n, sb, n)) {
             for (std::ptrdiff_t k = 0; k < m; ++k) table_row_scalar(f, p0 + r + k, cb + k * n, sb + k * n, prec);
             return;
           }
-          for (std::ptrdiff_t k = 0; k < m; ++k) apply_pair_mscale(f, cb + k * n, sb + k * n);
-        };
-        const auto mscale = [&](float* cb, float* sb, std::int64_t m) {
-          for (std::int64_t k = 0; k < m; ++k) apply_pair_mscale(f, cb + k * n, sb + k * n);
+          mscale(cb, sb, m);
         };
         if (c.row_stride == n && s.row_stride == n &&
             (sp == 0 || fill_range_streamed_isa(isa, f.theta().data(), p0, sp, att, n, c.data, s.data, mscale)) &&

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <longrope/search/strategy.hpp>
+
 namespace longrope_cli {
 
 class option_parser {
@@ -151,6 +153,17 @@ class option_parser {
   std::set<std::string> flags_;
   bool help_ = false;
 };
+
+/// --optimizer O (search/strategy.hpp's names) into `strategy`, left as is
+/// when the flag is absent. Throws std::invalid_argument on another name.
+inline void read_optimizer(const option_parser& opt, longrope::search_strategy& strategy) {
+  if (const auto name = opt.get("--optimizer")) {
+    if (!longrope::parse_search_strategy(*name, strategy)) {
+      throw std::invalid_argument("--optimizer: expected evolution, random, gaussian or surrogate, got '" +
+                                  *name + "'");
+    }
+  }
+}
 
 /// The evolutionary search's shape: P, N1, N2, k, T.
 struct generation_flags {

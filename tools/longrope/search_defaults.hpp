@@ -48,11 +48,7 @@ inline void apply_search_setup(const option_parser& opt, llama2c::validated_opti
   const search_setup d = default_search_setup();
   auto& so = vo.extension.search;
   so.strategy = d.strategy;
-  if (const auto name = opt.get("--optimizer")) {
-    if (!longrope::parse_search_strategy(*name, so.strategy)) {
-      throw std::invalid_argument("--optimizer: expected evolution, random, gaussian or surrogate, got '" + *name + "'");
-    }
-  }
+  read_optimizer(opt, so.strategy);
   // Another optimizer than the default starts from the paper's P, N1, N2, k, T.
   const bool own = so.strategy == d.strategy;
   const generation_flags g =

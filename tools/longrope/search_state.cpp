@@ -68,12 +68,7 @@ longrope::evolutionary_search start_external_search(const option_parser& opt, ex
   o.mutation_radius = opt.small_int("--mutation-radius", 0, 0);
   // The paper's EA unless asked: the surrogate default of `search --model` was measured on one toy model
   // only.
-  if (const auto name = opt.get("--optimizer")) {
-    if (!longrope::parse_search_strategy(*name, o.strategy)) {
-      throw std::invalid_argument("--optimizer: expected evolution, random, gaussian or surrogate, got '" +
-                                  *name + "'");
-    }
-  }
+  read_optimizer(opt, o.strategy);
   o.seed = opt.seed();
   o.max_evaluations = opt.int_or("--max-evaluations", 0);
   if (o.max_evaluations < 0) throw std::invalid_argument("--max-evaluations: must be >= 0");
