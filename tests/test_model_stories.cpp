@@ -118,6 +118,41 @@ TEST_CASE("greedy generation reproduces the published stories260K text", "[stori
   CHECK(std::vector<int>(seq.begin(), seq.begin() + static_cast<std::ptrdiff_t>(ref.size())) == ref);
 }
 
+TEST_CASE("sample_stories: BOS-separated sampled stories, cut at n tokens, fixed by the seed",
+          "[stories][generate]") {
+  REQUIRE_STORIES();
+  const transformer<float> m(S.ck);
+  const auto f = make_frequencies(S.ck.config, scaling{}, 512);
+  const std::int64_t n = 1500;
+  const auto a = sample_stories(m, f, n, 512, 1.0, 7);
+  REQUIRE(static_cast<std::int64_t>(a.size()) == n);
+  CHECK(a == sample_stories(m, f, n, 512, 1.0, 7));
+  CHECK(a != sample_stories(m, f, n, 512, 1.0, 8));
+  // Split at the BOS tokens: story j is what generate() samples from BOS with seed 7 + j.
+  std::vector<std::vector<int>> parts;
+  for (int t : a) {
+    if (t == kBos) parts.emplace_back();
+    parts.back().push_back(t);
+  }
+  REQUIRE(a.front() == kBos);
+  REQUIRE(parts.size() >= 3);  // stories260K ends its stories well before 512 tokens
+  for (std::size_t j = 0; j < parts.size(); ++j) {
+    const auto story = generate(m, f, {kBos}, generate_options{512, 1.0, 7 + j});
+    INFO("story " << j);
+    if (j + 1 < parts.size()) {
+      CHECK(parts[j] == story);
+    } else {  // the last one is cut at n
+      REQUIRE(parts[j].size() <= story.size());
+      CHECK(std::equal(parts[j].begin(), parts[j].end(), story.begin()));
+    }
+  }
+  // The text reads as a story (the sampler runs at temperature 1, not on noise).
+  CHECK(S.tok.decode(parts[0]).find(' ') != std::string::npos);
+  CHECK_THROWS_WITH(sample_stories(m, f, 0, 512, 1.0, 1), Catch::Matchers::Contains("n_tokens >= 1"));
+  CHECK_THROWS_WITH(sample_stories(m, f, 10, 1, 1.0, 1), Catch::Matchers::Contains("max_story >= 2"));
+  CHECK_THROWS_WITH(sample_stories(m, f, 10, 512, 0.0, 1), Catch::Matchers::Contains("temperature > 0"));
+}
+
 TEST_CASE("tokenizer matches the reference port of run.c", "[stories][tokenizer]") {
   REQUIRE_STORIES();
   const auto ref = reference();

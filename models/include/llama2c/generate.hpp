@@ -11,6 +11,7 @@
 /// otherwise multinomial over softmax(logits / temperature), drawn with run.c's
 /// xorshift* generator (random_f32) seeded by `seed`, so a seed fixes the text.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -150,6 +151,40 @@ std::vector<int> generate(const transformer<T>& model, const longrope::factor_sw
                                [&](const int* tokens, index_t m, kv_cache<T>& cache, workspace<T>& ws) {
                                  forward_switched(model, sw, tokens, m, cache, ws, scratch);
                                });
+}
+
+/// A token stream of stories sampled from the model itself (issue 16's held-out
+/// text: what the model would write, not a text it may have been trained on).
+/// Story j is generate(model, f, {BOS}, {steps = max_story, temperature, seed +
+/// j}): sampled with run.c's sampler until the model emits BOS or max_story
+/// positions; the stories are concatenated, each preceded by its BOS, and the
+/// stream is cut at exactly n_tokens. Deterministic for (model, f, seed).
+/// Throws longrope.argument for n_tokens < 1, max_story < 2 or a temperature
+/// <= 0 (greedy decoding would repeat one story). O(n_tokens * forward of one
+/// token over at most max_story cached positions).
+template <class T>
+std::vector<int> sample_stories(const transformer<T>& model, const longrope::rope_frequencies& f,
+                                std::int64_t n_tokens, std::int64_t max_story, double temperature,
+                                std::uint64_t seed) {
+  if (n_tokens < 1 || max_story < 2 || !(temperature > 0.0)) {
+    LONGROPE_THROW("longrope.argument",
+                   "sample_stories: need n_tokens >= 1, max_story >= 2 and temperature > 0, got " +
+                       std::to_string(n_tokens) + ", " + std::to_string(max_story) + ", " +
+                       std::to_string(temperature));
+  }
+  std::vector<int> out;
+  out.reserve(static_cast<std::size_t>(n_tokens));
+  for (std::uint64_t j = 0; static_cast<std::int64_t>(out.size()) < n_tokens; ++j) {
+    generate_options opt;
+    opt.steps = max_story;
+    opt.temperature = temperature;
+    opt.seed = seed + j;
+    const auto story = generate(model, f, {kBos}, opt);  // starts with its BOS
+    const auto room = static_cast<std::size_t>(n_tokens) - out.size();
+    out.insert(out.end(), story.begin(),
+               story.begin() + static_cast<std::ptrdiff_t>(std::min(room, story.size())));
+  }
+  return out;
 }
 
 }  // namespace llama2c
