@@ -7,7 +7,10 @@
 // windows from the second half, which the search never sees. The curves are
 // the held-out perplexity of that candidate over the best baseline's (none,
 // PI, NTK, YaRN, on the same held-out windows) against the evaluations spent
-// (train + validation). --quick: a plumbing check (2x, tiny budgets).
+// (train + validation). Two held-out sets are scored: "text", windows of the
+// text's second half, and "sampled", stories the model samples itself
+// (llama2c::sample_stories, temperature 1, from seed 1), issue 16's protocol.
+// --quick: a plumbing check (2x, tiny budgets).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,11 +25,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include <longrope/io.hpp>
 #include <llama2c/checkpoint.hpp>
+#include <llama2c/generate.hpp>
 #include <llama2c/tokenizer.hpp>
 #include <llama2c/transformer.hpp>
 #include <llama2c/validated_search.hpp>
+#include <longrope/io.hpp>
 
 #include "svg_plot.hpp"
 
@@ -79,6 +83,17 @@ std::vector<optimizer> optimizers(std::int64_t budget, bool quick) {
   return v;
 }
 
+/// One held-out set: its windows, the baselines on it and the best of them,
+/// and the candidates already scored on it.
+struct held_set {
+  std::string name;
+  std::vector<std::vector<int>> windows;
+  std::map<std::string, double> base;
+  double best_base = 1e300;
+  std::string best_name;
+  std::map<std::pair<std::vector<double>, std::int64_t>, double> cache;
+};
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -97,6 +112,7 @@ int main(int argc, char** argv) {
   int baseline_seeds = -1;  // seeds of the paper EA and random search (-1: --seeds)
   std::int64_t train_windows = 2, validation_windows = 2;  // the CLI's defaults (longrope search)
   std::string only;
+  std::int64_t oracle_budget = 0;  // > 0: first search each held-out set itself (the ceiling)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -124,6 +140,8 @@ int main(int argc, char** argv) {
       train_windows = std::stoll(next());
     } else if (a == "--validation-windows") {
       validation_windows = std::stoll(next());
+    } else if (a == "--oracle") {
+      oracle_budget = std::stoll(next());
     } else if (a == "--only") {
       only = next();
     } else if (a == "--shared") {
@@ -131,7 +149,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
-                   "[--baseline-seeds N] [--only OPTIMIZER] [--train-windows W] [--validation-windows V] [--first-seed S] [--threads J] "
+                   "[--baseline-seeds N] [--only OPTIMIZER] [--oracle BUDGET] [--train-windows W] "
+                   "[--validation-windows V] [--first-seed S] [--threads J] "
                    "[--shared DIR]\n");
       return 2;
     }
@@ -155,6 +174,15 @@ int main(int argc, char** argv) {
     const auto stream = tok.encode(read_file(shared + "/data/tinystories/valid_head.txt"), false, false);
     const auto n = static_cast<std::int64_t>(stream.size());
     const std::int64_t half = n / 2;  // search: [0, half); held-out: [half, n)
+    const int max_scale = *std::max_element(scales.begin(), scales.end());
+    const std::int64_t held_w = quick ? 1 : 4;
+    // Enough sampled tokens for held_w disjoint windows at the longest target.
+    const std::int64_t sampled_n = held_w * max_scale * ck.config.seq_len + 1;
+    const auto sampled = llama2c::sample_stories(
+        model, llama2c::make_frequencies(model.config(), llama2c::scaling{}, ck.config.seq_len), sampled_n,
+        ck.config.seq_len, 1.0, 1);
+    std::printf("sampled held-out text: %lld tokens (stories of <= %d tokens, temperature 1, seed 1)\n",
+                static_cast<long long>(sampled.size()), ck.config.seq_len);
     std::printf("text: %lld tokens; search windows in [0, %lld), held-out windows in [%lld, %lld)\n",
                 static_cast<long long>(n), static_cast<long long>(half), static_cast<long long>(half),
                 static_cast<long long>(n));
@@ -163,53 +191,92 @@ int main(int argc, char** argv) {
     std::vector<svg_plot::panel> panels;
     for (int s : scales) {
       const std::int64_t context = s * ck.config.seq_len;
-      const std::int64_t train_w = train_windows, val_w = validation_windows, held_w = quick ? 1 : 4;
+      const std::int64_t train_w = train_windows, val_w = validation_windows;
       const auto split = llama2c::split_windows(stream, context, train_w, val_w, 0, half);
-      const auto held = llama2c::spread_windows(stream, context, held_w, half, n);
       const auto mc = model.config();
-      std::map<std::string, double> base;
-      for (auto m : {llama2c::scaling_method::none, llama2c::scaling_method::pi, llama2c::scaling_method::ntk,
-                     llama2c::scaling_method::yarn}) {
-        llama2c::scaling sc;
-        sc.method = m;
-        base[llama2c::to_string(m)] =
-            llama2c::evaluate_perplexity(model, held, llama2c::make_frequencies(mc, sc, context), threads).perplexity();
+      std::vector<held_set> held(2);
+      held[0].name = "text";
+      held[0].windows = llama2c::spread_windows(stream, context, held_w, half, n);
+      held[1].name = "sampled";
+      held[1].windows =
+          llama2c::spread_windows(sampled, context, held_w, 0, static_cast<std::int64_t>(sampled.size()));
+      std::printf("%dx (%lld tokens): %lld train + %lld validation windows, %lld held-out per set\n", s,
+                  static_cast<long long>(context), static_cast<long long>(train_w),
+                  static_cast<long long>(val_w), static_cast<long long>(held_w));
+      for (auto& h : held) {
+        for (auto m : {llama2c::scaling_method::none, llama2c::scaling_method::pi,
+                       llama2c::scaling_method::ntk, llama2c::scaling_method::yarn}) {
+          llama2c::scaling sc;
+          sc.method = m;
+          h.base[llama2c::to_string(m)] =
+              llama2c::evaluate_perplexity(model, h.windows, llama2c::make_frequencies(mc, sc, context),
+                                           threads)
+                  .perplexity();
+        }
+        for (const auto& b : h.base) {
+          if (b.second < h.best_base) h.best_base = b.second, h.best_name = b.first;
+        }
+        std::printf("  held-out %s: best baseline %s %.4f\n", h.name.c_str(), h.best_name.c_str(),
+                    h.best_base);
       }
-      double best_base = 1e300;
-      std::string best_name;
-      for (const auto& b : base) {
-        if (b.second < best_base) best_base = b.second, best_name = b.first;
-      }
-      std::printf("%dx (%lld tokens): %lld train + %lld validation windows, %lld held-out; best baseline %s %.4f\n", s,
-                  static_cast<long long>(context), static_cast<long long>(train_w), static_cast<long long>(val_w),
-                  static_cast<long long>(held_w), best_name.c_str(), best_base);
-      std::map<std::pair<std::vector<double>, std::int64_t>, double> held_cache;
-      auto held_ppl = [&](const longrope::search_point& p) {
+      // Held-out perplexity of p on set h over h's best baseline.
+      auto held_ratio = [&](held_set& h, const longrope::search_point& p) {
         const auto key = std::make_pair(p.factors, p.n_hat);
-        auto it = held_cache.find(key);
-        if (it != held_cache.end()) return it->second;
-        const double v = llama2c::evaluate_perplexity(model, held, llama2c::point_frequencies(mc, p, context, {}),
-                                                      threads).perplexity();
-        held_cache.emplace(key, v);
-        return v;
+        auto it = h.cache.find(key);
+        if (it == h.cache.end()) {
+          const double v = llama2c::evaluate_perplexity(
+                               model, h.windows, llama2c::point_frequencies(mc, p, context, {}), threads)
+                               .perplexity();
+          it = h.cache.emplace(key, v).first;
+        }
+        return it->second / h.best_base;
       };
       nlohmann::json js;
+      // The ceiling of this search space on each held-out set: the surrogate run on
+      // the held-out windows themselves (no validation). No search that never sees
+      // them can be expected to beat it; a diagnostic, not a method.
+      for (std::size_t h = 0; oracle_budget > 0 && h < held.size(); ++h) {
+        llama2c::validated_options vo;
+        vo.extension.context = context;
+        vo.extension.search = optimizers(oracle_budget, false).back().opt;
+        vo.extension.search.threads = threads;
+        const auto r = llama2c::search_factors_validated(model, held[h].windows, {}, vo);
+        const double ratio = held_ratio(held[h], r.chosen);
+        std::printf("  oracle on held-out %s (%lld evaluations): %.3fx, factors", held[h].name.c_str(),
+                    static_cast<long long>(r.steps.back().evaluations), ratio);
+        for (double x : r.chosen.factors) std::printf(" %.2f", x);
+        std::printf(" n_hat %lld\n", static_cast<long long>(r.chosen.n_hat));
+        std::fflush(stdout);
+        js["oracle_" + held[h].name] = {{"ratio", ratio},
+                                        {"factors", r.chosen.factors},
+                                        {"n_hat", r.chosen.n_hat},
+                                        {"evaluations", r.steps.back().evaluations}};
+      }
       js["context"] = context;
-      js["baselines_held_out"] = base;
-      js["best_baseline"] = best_name;
-      svg_plot::panel pn;
-      pn.title = "stories260K " + std::to_string(s) + "x: held-out ppl / best baseline";
-      pn.xlabel = "evaluations (train + validation)";
-      pn.ylabel = "ratio";
+      js["baselines_held_out"] = held[0].base;
+      js["best_baseline"] = held[0].best_name;
+      js["baselines_held_out_sampled"] = held[1].base;
+      js["best_baseline_sampled"] = held[1].best_name;
+      std::vector<svg_plot::panel> pn(held.size());
+      for (std::size_t h = 0; h < held.size(); ++h) {
+        pn[h].title =
+            "stories260K " + std::to_string(s) + "x: held-out " + held[h].name + " ppl / best baseline";
+        pn[h].xlabel = "evaluations (train + validation)";
+        pn[h].ylabel = "ratio";
+      }
       md += "\n## " + std::to_string(s) + "x (" + std::to_string(context) + " tokens)\n\n";
-      md += "Held-out baselines: ";
-      for (const auto& b : base) md += b.first + " " + std::to_string(b.second).substr(0, 6) + ", ";
-      md += "best " + best_name + ".\n\n";
-      md += "| optimizer | evaluations (median) | ratio at 1/3 of the evaluations (median, min-max) | final ratio (median, min-max) | "
-            "per seed (final) |\n| --- | ---: | ---: | ---: | --- |\n";
+      for (const auto& h : held) {
+        md += "Held-out baselines (" + h.name + "): ";
+        for (const auto& b : h.base) md += b.first + " " + std::to_string(b.second).substr(0, 6) + ", ";
+        md += "best " + h.best_name + ".\n";
+      }
+      md +=
+          "\n| optimizer | held-out | evaluations (median) | ratio at 1/3 of the evaluations (median, "
+          "min-max) | "
+          "final ratio (median, min-max) | per seed (final) |\n| --- | --- | ---: | ---: | ---: | --- |\n";
       for (const auto& o : optimizers(budget[s], quick)) {
         if (!only.empty() && o.name != only) continue;
-        std::vector<std::vector<std::pair<std::int64_t, double>>> curves;
+        std::vector<std::vector<std::pair<std::int64_t, double>>> curves, curves_sampled;
         std::vector<double> totals;
         nlohmann::json runs = nlohmann::json::array();
         const bool baseline = o.opt.strategy == longrope::search_strategy::evolution ||
@@ -224,21 +291,29 @@ int main(int argc, char** argv) {
           const auto t0 = std::chrono::steady_clock::now();
           const std::clock_t c0 = std::clock();
           const auto r = llama2c::search_factors_validated(model, split.train, split.validation, vo);
-          std::vector<std::pair<std::int64_t, double>> c;
-          for (const auto& st : r.steps) c.emplace_back(st.evaluations, held_ppl(st.chosen) / best_base);
+          std::vector<std::pair<std::int64_t, double>> c, cs;
+          for (const auto& st : r.steps) {
+            c.emplace_back(st.evaluations, held_ratio(held[0], st.chosen));
+            cs.emplace_back(st.evaluations, held_ratio(held[1], st.chosen));
+          }
           const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-          std::printf("  %-9s seed %d: %lld evaluations (%lld validation), held-out %.4f = %.3fx, %.0f s wall, %.0f s CPU\n",
-                      o.name.c_str(), seed, static_cast<long long>(c.back().first),
-                      static_cast<long long>(r.validation_evaluations), c.back().second * best_base, c.back().second,
-                      secs, cpu);
-          std::printf("    curve (evaluations:ratio at each change):");
-          for (std::size_t k = 0; k < c.size(); ++k) {
-            if (k == 0 || c[k].second != c[k - 1].second) {
-              std::printf(" %lld:%.4f", static_cast<long long>(c[k].first), c[k].second);
+          std::printf(
+              "  %-9s seed %d: %lld evaluations (%lld validation), held-out text %.4f = %.3fx, "
+              "sampled %.4f = %.3fx, %.0f s wall, %.0f s CPU\n",
+              o.name.c_str(), seed, static_cast<long long>(c.back().first),
+              static_cast<long long>(r.validation_evaluations), c.back().second * held[0].best_base,
+              c.back().second, cs.back().second * held[1].best_base, cs.back().second, secs, cpu);
+          for (const auto* cv : {&c, &cs}) {
+            std::printf("    curve %s (evaluations:ratio at each change):", cv == &c ? "text" : "sampled");
+            for (std::size_t k = 0; k < cv->size(); ++k) {
+              if (k == 0 || (*cv)[k].second != (*cv)[k - 1].second) {
+                std::printf(" %lld:%.4f", static_cast<long long>((*cv)[k].first), (*cv)[k].second);
+              }
             }
+            std::printf("\n");
           }
-          std::printf("\n    factors");
+          std::printf("    factors");
           for (double x : r.chosen.factors) std::printf(" %.2f", x);
           std::printf(" n_hat %lld, validation %.4f (log-se %.4f)\n", static_cast<long long>(r.chosen.n_hat),
                       r.chosen_validation, r.validation_stats.log_se);
@@ -250,9 +325,11 @@ int main(int argc, char** argv) {
           jr["validation_perplexity"] = r.chosen_validation;
           jr["validation_log_se"] = r.validation_stats.log_se;
           jr["curve"] = c;
+          jr["curve_sampled"] = cs;
           runs.push_back(jr);
           totals.push_back(static_cast<double>(c.back().first));
           curves.push_back(std::move(c));
+          curves_sampled.push_back(std::move(cs));
         }
         // The ratio of every run at evaluation count x (its last step at or below x).
         auto at = [&](const std::vector<std::pair<std::int64_t, double>>& c, double x) {
@@ -263,43 +340,47 @@ int main(int argc, char** argv) {
           return v;
         };
         const double xmax = *std::max_element(totals.begin(), totals.end());
-        svg_plot::series med{o.name, o.color, {}, {}, false}, lo{o.name + " min", o.color, {}, {}, true},
-            hi{o.name + " max", o.color, {}, {}, true};
-        for (double x = 8; x <= xmax + 1e-9; x += std::max(1.0, xmax / 60.0)) {
-          std::vector<double> v;
-          for (const auto& c : curves) {
-            const double y = at(c, x);
-            if (std::isfinite(y)) v.push_back(y);
+        for (std::size_t h = 0; h < held.size(); ++h) {
+          const auto& cv = h == 0 ? curves : curves_sampled;
+          svg_plot::series med{o.name, o.color, {}, {}, false}, lo{o.name + " min", o.color, {}, {}, true},
+              hi{o.name + " max", o.color, {}, {}, true};
+          for (double x = 8; x <= xmax + 1e-9; x += std::max(1.0, xmax / 60.0)) {
+            std::vector<double> v;
+            for (const auto& c : cv) {
+              const double y = at(c, x);
+              if (std::isfinite(y)) v.push_back(y);
+            }
+            if (v.size() != cv.size()) continue;
+            med.x.push_back(x), med.y.push_back(median(v));
+            lo.x.push_back(x), lo.y.push_back(*std::min_element(v.begin(), v.end()));
+            hi.x.push_back(x), hi.y.push_back(*std::max_element(v.begin(), v.end()));
           }
-          if (v.size() != curves.size()) continue;
-          med.x.push_back(x), med.y.push_back(median(v));
-          lo.x.push_back(x), lo.y.push_back(*std::min_element(v.begin(), v.end()));
-          hi.x.push_back(x), hi.y.push_back(*std::max_element(v.begin(), v.end()));
+          pn[h].lines.push_back(med), pn[h].lines.push_back(lo), pn[h].lines.push_back(hi);
+          std::vector<double> fin, third;
+          std::string per;
+          for (const auto& c : cv) {
+            fin.push_back(c.back().second);
+            third.push_back(at(c, 1340.0 / 3.0));
+            char b[16];
+            std::snprintf(b, sizeof b, "%.3f ", c.back().second);
+            per += b;
+          }
+          char row[400];
+          auto mm = [](const std::vector<double>& v) {
+            return std::make_pair(*std::min_element(v.begin(), v.end()),
+                                  *std::max_element(v.begin(), v.end()));
+          };
+          std::snprintf(row, sizeof row, "| %s | %s | %.0f | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %s|\n",
+                        o.name.c_str(), held[h].name.c_str(), median(totals), median(third), mm(third).first,
+                        mm(third).second, median(fin), mm(fin).first, mm(fin).second, per.c_str());
+          md += row;
         }
-        pn.lines.push_back(med), pn.lines.push_back(lo), pn.lines.push_back(hi);
-        std::vector<double> fin, third;
-        std::string per;
-        for (const auto& c : curves) {
-          fin.push_back(c.back().second);
-          third.push_back(at(c, 1340.0 / 3.0));
-          char b[16];
-          std::snprintf(b, sizeof b, "%.3f ", c.back().second);
-          per += b;
-        }
-        char row[400];
-        auto mm = [](const std::vector<double>& v) {
-          return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
-        };
-        std::snprintf(row, sizeof row, "| %s | %.0f | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %s|\n", o.name.c_str(),
-                      median(totals), median(third), mm(third).first, mm(third).second, median(fin), mm(fin).first,
-                      mm(fin).second, per.c_str());
-        md += row;
         js["optimizers"][o.name] = {{"budget", o.opt.max_evaluations}, {"strategy", longrope::to_string(o.opt.strategy)},
                                     {"population", o.opt.population}, {"children", o.opt.mutations + o.opt.crossovers},
                                     {"top_k", o.opt.top_k}, {"runs", runs}};
       }
       all[std::to_string(s) + "x"] = js;
-      panels.push_back(pn);
+      panels.insert(panels.end(), pn.begin(), pn.end());
     }
     std::ofstream(out_dir + "/search-quality.json") << all.dump(1) << '\n';
     std::ofstream(out_dir + "/search-quality.svg") << svg_plot::render(panels);

@@ -6,5 +6,5 @@ if(TARGET search_quality AND NOT LONGROPE_TESTS_SANITIZED AND NOT LONGROPE_FORCE
   add_test(NAME example_search_quality_quick
            COMMAND search_quality --quick --shared ${LONGROPE_SHARED_DIR_DEFAULT} --out ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(example_search_quality_quick PROPERTIES TIMEOUT 300
-                       PASS_REGULAR_EXPRESSION "\\| surrogate \\|.*wrote")
+                       PASS_REGULAR_EXPRESSION "\\| surrogate \\| sampled \\|.*wrote")
 endif()
