@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   std::int64_t train_windows = 2, validation_windows = 2;  // the CLI's defaults (longrope search)
   std::string only;
   std::int64_t oracle_budget = 0;  // > 0: first search each held-out set itself (the ceiling)
+  std::string oracle_set;          // --oracle-set: only this held-out set (default: both)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -142,6 +143,13 @@ int main(int argc, char** argv) {
       validation_windows = std::stoll(next());
     } else if (a == "--oracle") {
       oracle_budget = std::stoll(next());
+    } else if (a == "--oracle-set") {
+      oracle_set = next();
+      if (oracle_set != "text" && oracle_set != "sampled") {
+        std::fprintf(stderr, "search_quality: --oracle-set: expected text or sampled, got '%s'\n",
+                     oracle_set.c_str());
+        return 2;
+      }
     } else if (a == "--only") {
       only = next();
     } else if (a == "--shared") {
@@ -149,7 +157,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
-                   "[--baseline-seeds N] [--only OPTIMIZER] [--oracle BUDGET] [--train-windows W] "
+                   "[--baseline-seeds N] [--only OPTIMIZER] [--oracle BUDGET] [--oracle-set text|sampled] "
+                   "[--train-windows W] "
                    "[--validation-windows V] [--first-seed S] [--threads J] "
                    "[--shared DIR]\n");
       return 2;
@@ -236,6 +245,7 @@ int main(int argc, char** argv) {
       // the held-out windows themselves (no validation). No search that never sees
       // them can be expected to beat it; a diagnostic, not a method.
       for (std::size_t h = 0; oracle_budget > 0 && h < held.size(); ++h) {
+        if (!oracle_set.empty() && held[h].name != oracle_set) continue;
         llama2c::validated_options vo;
         vo.extension.context = context;
         vo.extension.search = optimizers(oracle_budget, false).back().opt;
