@@ -286,7 +286,8 @@ int main(int argc, char** argv) {
           "final ratio (median, min-max) | per seed (final) |\n| --- | --- | ---: | ---: | ---: | --- |\n";
       for (const auto& o : optimizers(budget[s], quick)) {
         if (!only.empty() && o.name != only) continue;
-        std::vector<std::vector<std::pair<std::int64_t, double>>> curves, curves_sampled;
+        using curve = std::vector<std::pair<std::int64_t, double>>;
+        std::vector<std::vector<curve>> curves(held.size());  // [set][run]
         std::vector<double> totals;
         nlohmann::json runs = nlohmann::json::array();
         const bool baseline = o.opt.strategy == longrope::search_strategy::evolution ||
@@ -301,24 +302,26 @@ int main(int argc, char** argv) {
           const auto t0 = std::chrono::steady_clock::now();
           const std::clock_t c0 = std::clock();
           const auto r = llama2c::search_factors_validated(model, split.train, split.validation, vo);
-          std::vector<std::pair<std::int64_t, double>> c, cs;
+          std::vector<curve> c(held.size());  // [set]
           for (const auto& st : r.steps) {
-            c.emplace_back(st.evaluations, held_ratio(held[0], st.chosen));
-            cs.emplace_back(st.evaluations, held_ratio(held[1], st.chosen));
+            for (std::size_t h = 0; h < held.size(); ++h) {
+              c[h].emplace_back(st.evaluations, held_ratio(held[h], st.chosen));
+            }
           }
           const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
           std::printf(
               "  %-9s seed %d: %lld evaluations (%lld validation), held-out text %.4f = %.3fx, "
               "sampled %.4f = %.3fx, %.0f s wall, %.0f s CPU\n",
-              o.name.c_str(), seed, static_cast<long long>(c.back().first),
-              static_cast<long long>(r.validation_evaluations), c.back().second * held[0].best_base,
-              c.back().second, cs.back().second * held[1].best_base, cs.back().second, secs, cpu);
-          for (const auto* cv : {&c, &cs}) {
-            std::printf("    curve %s (evaluations:ratio at each change):", cv == &c ? "text" : "sampled");
-            for (std::size_t k = 0; k < cv->size(); ++k) {
-              if (k == 0 || (*cv)[k].second != (*cv)[k - 1].second) {
-                std::printf(" %lld:%.4f", static_cast<long long>((*cv)[k].first), (*cv)[k].second);
+              o.name.c_str(), seed, static_cast<long long>(c[0].back().first),
+              static_cast<long long>(r.validation_evaluations), c[0].back().second * held[0].best_base,
+              c[0].back().second, c[1].back().second * held[1].best_base, c[1].back().second, secs, cpu);
+          for (std::size_t h = 0; h < held.size(); ++h) {
+            const curve& cv = c[h];
+            std::printf("    curve %s (evaluations:ratio at each change):", held[h].name.c_str());
+            for (std::size_t k = 0; k < cv.size(); ++k) {
+              if (k == 0 || cv[k].second != cv[k - 1].second) {
+                std::printf(" %lld:%.4f", static_cast<long long>(cv[k].first), cv[k].second);
               }
             }
             std::printf("\n");
@@ -334,12 +337,12 @@ int main(int argc, char** argv) {
           jr["n_hat"] = r.chosen.n_hat;
           jr["validation_perplexity"] = r.chosen_validation;
           jr["validation_log_se"] = r.validation_stats.log_se;
-          jr["curve"] = c;
-          jr["curve_sampled"] = cs;
+          totals.push_back(static_cast<double>(c[0].back().first));
+          for (std::size_t h = 0; h < held.size(); ++h) {
+            jr[h == 0 ? "curve" : "curve_" + held[h].name] = c[h];  // "curve" (text), "curve_sampled"
+            curves[h].push_back(std::move(c[h]));
+          }
           runs.push_back(jr);
-          totals.push_back(static_cast<double>(c.back().first));
-          curves.push_back(std::move(c));
-          curves_sampled.push_back(std::move(cs));
         }
         // The ratio of every run at evaluation count x (its last step at or below x).
         auto at = [&](const std::vector<std::pair<std::int64_t, double>>& c, double x) {
@@ -351,7 +354,7 @@ int main(int argc, char** argv) {
         };
         const double xmax = *std::max_element(totals.begin(), totals.end());
         for (std::size_t h = 0; h < held.size(); ++h) {
-          const auto& cv = h == 0 ? curves : curves_sampled;
+          const auto& cv = curves[h];
           svg_plot::series med{o.name, o.color, {}, {}, false}, lo{o.name + " min", o.color, {}, {}, true},
               hi{o.name + " max", o.color, {}, {}, true};
           for (double x = 8; x <= xmax + 1e-9; x += std::max(1.0, xmax / 60.0)) {
