@@ -114,55 +114,60 @@ int main(int argc, char** argv) {
   std::string only;
   std::int64_t oracle_budget = 0;  // > 0: first search each held-out set itself (the ceiling)
   std::string oracle_set;          // --oracle-set: only this held-out set (default: both)
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(a + ": missing value");
-      return argv[++i];
-    };
-    if (a == "--quick") {
-      quick = true;
-    } else if (a == "--out") {
-      out_dir = next();
-    } else if (a == "--seeds") {
-      seeds = std::stoi(next());
-    } else if (a == "--baseline-seeds") {
-      baseline_seeds = std::stoi(next());
-    } else if (a == "--threads") {
-      threads = std::stoi(next());
-    } else if (a == "--scale") {
-      scales = {std::stoi(next())};
-    } else if (a == "--budget") {
-      const auto b = std::stoll(next());
-      for (auto& e : budget) e.second = b;
-    } else if (a == "--first-seed") {
-      first_seed = std::stoi(next());
-    } else if (a == "--train-windows") {
-      train_windows = std::stoll(next());
-    } else if (a == "--validation-windows") {
-      validation_windows = std::stoll(next());
-    } else if (a == "--oracle") {
-      oracle_budget = std::stoll(next());
-    } else if (a == "--oracle-set") {
-      oracle_set = next();
-      if (oracle_set != "text" && oracle_set != "sampled") {
-        std::fprintf(stderr, "search_quality: --oracle-set: expected text or sampled, got '%s'\n",
-                     oracle_set.c_str());
+  try {                            // a bad number (std::stoi/stoll) or a missing value: one line, exit 2
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::runtime_error(a + ": missing value");
+        return argv[++i];
+      };
+      if (a == "--quick") {
+        quick = true;
+      } else if (a == "--out") {
+        out_dir = next();
+      } else if (a == "--seeds") {
+        seeds = std::stoi(next());
+      } else if (a == "--baseline-seeds") {
+        baseline_seeds = std::stoi(next());
+      } else if (a == "--threads") {
+        threads = std::stoi(next());
+      } else if (a == "--scale") {
+        scales = {std::stoi(next())};
+      } else if (a == "--budget") {
+        const auto b = std::stoll(next());
+        for (auto& e : budget) e.second = b;
+      } else if (a == "--first-seed") {
+        first_seed = std::stoi(next());
+      } else if (a == "--train-windows") {
+        train_windows = std::stoll(next());
+      } else if (a == "--validation-windows") {
+        validation_windows = std::stoll(next());
+      } else if (a == "--oracle") {
+        oracle_budget = std::stoll(next());
+      } else if (a == "--oracle-set") {
+        oracle_set = next();
+        if (oracle_set != "text" && oracle_set != "sampled") {
+          std::fprintf(stderr, "search_quality: --oracle-set: expected text or sampled, got '%s'\n",
+                       oracle_set.c_str());
+          return 2;
+        }
+      } else if (a == "--only") {
+        only = next();
+      } else if (a == "--shared") {
+        shared = next();
+      } else {
+        std::fprintf(stderr,
+                     "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
+                     "[--baseline-seeds N] [--only OPTIMIZER] [--oracle BUDGET] [--oracle-set text|sampled] "
+                     "[--train-windows W] "
+                     "[--validation-windows V] [--first-seed S] [--threads J] "
+                     "[--shared DIR]\n");
         return 2;
       }
-    } else if (a == "--only") {
-      only = next();
-    } else if (a == "--shared") {
-      shared = next();
-    } else {
-      std::fprintf(stderr,
-                   "usage: search_quality [--quick] [--out DIR] [--seeds N] [--scale 4|8] [--budget B] "
-                   "[--baseline-seeds N] [--only OPTIMIZER] [--oracle BUDGET] [--oracle-set text|sampled] "
-                   "[--train-windows W] "
-                   "[--validation-windows V] [--first-seed S] [--threads J] "
-                   "[--shared DIR]\n");
-      return 2;
     }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "search_quality: bad argument: %s\n", e.what());
+    return 2;
   }
   if (quick) {
     scales = {2};
