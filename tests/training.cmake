@@ -13,4 +13,8 @@ endif()
 # The passkey mix and the from-scratch init (#11): test cases in test_train.
 if(TARGET test_train)
   target_sources(test_train PRIVATE test_train_sources.cpp)
+  # One translation unit: both files instantiate the float and double model,
+  # backward pass and trainer, which dominate their compile time. Compiled
+  # together they take 86 s of CPU instead of 71 + 77 s (dev flags, -g1).
+  set_target_properties(test_train PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 0)
 endif()
