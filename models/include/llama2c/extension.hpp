@@ -131,4 +131,10 @@ extension_result search_factors(const transformer<T>& model, const std::vector<s
   return out;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template extension_result search_factors(const transformer<float>&,
+                                                const std::vector<std::vector<int>>&,
+                                                const extension_options&, const longrope::progress_callback&);
+
 }  // namespace llama2c

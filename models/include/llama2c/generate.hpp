@@ -187,4 +187,15 @@ std::vector<int> sample_stories(const transformer<T>& model, const longrope::rop
   return out;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template std::vector<int> generate(const transformer<float>&, const longrope::rope_frequencies&,
+                                          std::vector<int>, const generate_options&,
+                                          const std::function<void(int, int)>&);
+extern template std::vector<int> generate(const transformer<float>&, const longrope::factor_switch&,
+                                          std::vector<int>, const generate_options&,
+                                          const std::function<void(int, int)>&);
+extern template std::vector<int> sample_stories(const transformer<float>&, const longrope::rope_frequencies&,
+                                                std::int64_t, std::int64_t, double, std::uint64_t);
+
 }  // namespace llama2c

@@ -69,4 +69,13 @@ longrope::factor_set forward_switched(const transformer<T>& model, const longrop
   return set;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template longrope::factor_set switch_cache(const longrope::factor_switch&, const model_config&,
+                                                  kv_cache<float>&, index_t, switch_scratch<float>&);
+extern template longrope::factor_set forward_switched(const transformer<float>&,
+                                                      const longrope::factor_switch&, const int*, index_t,
+                                                      kv_cache<float>&, workspace<float>&,
+                                                      switch_scratch<float>&);
+
 }  // namespace llama2c

@@ -274,4 +274,11 @@ std::vector<needle_result> evaluate_needle(const transformer<T>& model, const st
   return out;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template std::vector<needle_result> evaluate_needle(const transformer<float>&,
+                                                           const std::vector<needle_window>&,
+                                                           const std::vector<longrope::rope_frequencies>&,
+                                                           int);
+
 }  // namespace llama2c

@@ -157,4 +157,19 @@ perplexity_result evaluate_perplexity(const transformer<T>& model, const std::ve
   return evaluate_perplexity(model, windows, std::vector<longrope::rope_frequencies>{f}, threads).front();
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template std::vector<perplexity_result> evaluate_perplexity(
+    const transformer<float>&, const std::vector<std::vector<int>>&,
+    const std::vector<longrope::rope_frequencies>&, int);
+extern template std::vector<perplexity_result> evaluate_perplexity(
+    const transformer<double>&, const std::vector<std::vector<int>>&,
+    const std::vector<longrope::rope_frequencies>&, int);
+extern template perplexity_result evaluate_perplexity(const transformer<float>&,
+                                                      const std::vector<std::vector<int>>&,
+                                                      const longrope::rope_frequencies&, int);
+extern template perplexity_result evaluate_perplexity(const transformer<double>&,
+                                                      const std::vector<std::vector<int>>&,
+                                                      const longrope::rope_frequencies&, int);
+
 }  // namespace llama2c

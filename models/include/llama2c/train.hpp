@@ -99,14 +99,7 @@ template <class T>
 class trainer {
  public:
   /// Copies the checkpoint's weights; zero moments, step 0.
-  trainer(const checkpoint& ck, const train_options& o) : opt_(o), model_(ck), grad_(ck) {
-    opt_.validate();
-    m_.assign(model_.parameter_count(), T(0));
-    v_.assign(m_.size(), T(0));
-    thread_grads_.reserve(static_cast<std::size_t>(opt_.threads));
-    for (int t = 0; t < opt_.threads; ++t) thread_grads_.emplace_back(ck);
-    ws_.resize(static_cast<std::size_t>(opt_.threads));
-  }
+  trainer(const checkpoint& ck, const train_options& o);
 
   const transformer<T>& model() const noexcept { return model_; }
   transformer<T>& model() noexcept { return model_; }
@@ -156,147 +149,26 @@ class trainer {
   // step() (f_short null: every sequence with f) and step_mixed() (a sequence
   // the source marks short_window() with *f_short under the document mask).
   step_result step_with(sequence_source& src, const longrope::rope_frequencies& f,
-                        const longrope::rope_frequencies* f_short) {
-    const std::int64_t len = src.length();
-    const std::int64_t per_step = static_cast<std::int64_t>(opt_.batch) * opt_.accumulation;
-    const T scale = T(1) / static_cast<T>(per_step * (len - 1));
-    zero(grad_);
-    double nll = 0.0;
-    std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
-    std::vector<std::vector<T>> weights(seqs.size());
-    std::vector<const longrope::rope_frequencies*> fs(seqs.size(), &f);
-    std::vector<char> masked(seqs.size(), opt_.doc_mask ? 1 : 0);
-    for (int a = 0; a < opt_.accumulation; ++a) {
-      for (std::size_t i = 0; i < seqs.size(); ++i) {
-        src.next(seqs[i]);
-        take_weights(src, weights[i]);
-        if (f_short != nullptr) {
-          const bool s = src.short_window();
-          fs[i] = s ? f_short : &f;
-          masked[i] = s || opt_.doc_mask ? 1 : 0;
-          short_seen_ += s ? 1 : 0;
-        }
-      }
-      nll += accumulate(seqs, fs, masked, scale, &weights);
-    }
-    return finish_step(nll, per_step * (len - 1));
-  }
+                        const longrope::rope_frequencies* f_short);
 
   /// The source's target weights for its last sequence (empty: all 1).
-  static void take_weights(const sequence_source& src, std::vector<T>& out) {
-    out.clear();
-    if (const auto* w = src.target_weights()) {
-      if (static_cast<std::int64_t>(w->size()) != src.length() - 1) {
-        LONGROPE_THROW("longrope.argument", "training source: target weights do not match the sequence length");
-      }
-      for (float x : *w) {
-        if (!(x >= 0.0f) || !std::isfinite(x)) LONGROPE_THROW("longrope.argument", "training source: bad target weight");
-        out.push_back(static_cast<T>(x));
-      }
-    }
-  }
+  static void take_weights(const sequence_source& src, std::vector<T>& out);
 
-  step_result finish_step(double nll, std::int64_t tokens) {
-    step_result r;
-    r.tokens = tokens;
-    r.loss = nll / static_cast<double>(r.tokens);
-    r.lr = learning_rate(opt_, step_);
-    r.grad_norm = apply_update(r.lr);
-    ++step_;
-    tokens_seen_ += r.tokens;
-    return r;
-  }
+  step_result finish_step(double nll, std::int64_t tokens);
 
-  static void zero(transformer<T>& g) {
-    g.for_each_tensor([](const char*, T* p, index_t n, bool) { std::fill(p, p + n, T(0)); });
-  }
+  static void zero(transformer<T>& g);
 
-  double accumulate(const std::vector<std::vector<int>>& seqs, const longrope::rope_frequencies& f, T scale) {
-    return accumulate(seqs, std::vector<const longrope::rope_frequencies*>(seqs.size(), &f),
-                      std::vector<char>(seqs.size(), opt_.doc_mask ? 1 : 0), scale);
-  }
+  double accumulate(const std::vector<std::vector<int>>& seqs, const longrope::rope_frequencies& f, T scale);
 
   /// Sequence i with frequencies *fs[i], under the document mask when masked[i].
-  double accumulate(const std::vector<std::vector<int>>& seqs, const std::vector<const longrope::rope_frequencies*>& fs,
-                    const std::vector<char>& masked, T scale, const std::vector<std::vector<T>>* weights = nullptr) {
-    const int nt = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(opt_.threads), seqs.size()));
-    std::vector<double> nll(static_cast<std::size_t>(std::max(nt, 1)), 0.0);
-    std::vector<std::exception_ptr> err(nll.size());
-    auto work = [&](int t) {
-      try {
-        transformer<T>& g = thread_grads_[static_cast<std::size_t>(t)];
-        zero(g);
-        for (std::size_t i = static_cast<std::size_t>(t); i < seqs.size(); i += static_cast<std::size_t>(nt)) {
-          const auto& s = seqs[i];
-          const index_t m = static_cast<index_t>(s.size());
-          std::vector<index_t> starts;
-          if (masked[i]) starts = document_starts(s.data(), m - 1);
-          const T* wt = weights && !(*weights)[i].empty() ? (*weights)[i].data() : nullptr;
-          nll[static_cast<std::size_t>(t)] += backward_pass<T>::loss_and_grad(
-              model_, s.data(), m, *fs[i], masked[i] ? starts.data() : nullptr, scale, g,
-              ws_[static_cast<std::size_t>(t)], wt);
-        }
-      } catch (...) {
-        err[static_cast<std::size_t>(t)] = std::current_exception();
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
-    if (nt > 0) work(0);
-    for (auto& th : pool) th.join();
-    for (auto& e : err) {
-      if (e) std::rethrow_exception(e);
-    }
-    double total = 0.0;
-    for (int t = 0; t < nt; ++t) {
-      total += nll[static_cast<std::size_t>(t)];
-      add_into(grad_, thread_grads_[static_cast<std::size_t>(t)]);
-    }
-    return total;
-  }
+  double accumulate(const std::vector<std::vector<int>>& seqs,
+                    const std::vector<const longrope::rope_frequencies*>& fs, const std::vector<char>& masked,
+                    T scale, const std::vector<std::vector<T>>* weights = nullptr);
 
-  static void add_into(transformer<T>& dst, const transformer<T>& src) {
-    std::vector<std::pair<const T*, index_t>> parts;
-    src.for_each_tensor([&](const char*, const T* p, index_t n, bool) { parts.emplace_back(p, n); });
-    std::size_t k = 0;
-    dst.for_each_tensor([&](const char*, T* p, index_t n, bool) {
-      const T* q = parts[k++].first;
-      for (index_t i = 0; i < n; ++i) p[i] += q[i];
-    });
-  }
+  static void add_into(transformer<T>& dst, const transformer<T>& src);
 
   /// Clips grad_, applies AdamW with learning rate lr; returns the norm.
-  double apply_update(double lr) {
-    double sq = 0.0;
-    grad_.for_each_tensor([&](const char*, const T* p, index_t n, bool) {
-      for (index_t i = 0; i < n; ++i) sq += static_cast<double>(p[i]) * static_cast<double>(p[i]);
-    });
-    const double norm = std::sqrt(sq);
-    if (!std::isfinite(norm)) LONGROPE_THROW("longrope.numeric", "training diverged: non-finite gradient");
-    const T gscale = static_cast<T>(opt_.clip > 0.0 && norm > opt_.clip ? opt_.clip / norm : 1.0);
-    std::vector<const T*> gp;
-    grad_.for_each_tensor([&](const char*, const T* p, index_t, bool) { gp.push_back(p); });
-    const double t = static_cast<double>(step_ + 1);
-    const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
-    const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(opt_.beta1, t)));
-    const T c2 = static_cast<T>(1.0 / (1.0 - std::pow(opt_.beta2, t)));
-    const T step_lr = static_cast<T>(lr), eps = static_cast<T>(opt_.eps), wd = static_cast<T>(opt_.weight_decay);
-    std::size_t k = 0, off = 0;
-    model_.for_each_tensor([&](const char*, T* p, index_t n, bool is_matrix) {
-      const T* g = gp[k++];
-      T* m = m_.data() + off;
-      T* v = v_.data() + off;
-      for (index_t i = 0; i < n; ++i) {
-        const T gi = g[i] * gscale;
-        m[i] = b1 * m[i] + (T(1) - b1) * gi;
-        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-        const T upd = (m[i] * c1) / (std::sqrt(v[i] * c2) + eps);
-        p[i] -= step_lr * (upd + (is_matrix ? wd * p[i] : T(0)));
-      }
-      off += static_cast<std::size_t>(n);
-    });
-    return norm;
-  }
+  double apply_update(double lr);
 
   train_options opt_;
   transformer<T> model_;
@@ -306,5 +178,172 @@ class trainer {
   std::vector<T> m_, v_;
   std::int64_t step_ = 0, tokens_seen_ = 0, short_seen_ = 0;
 };
+
+template <class T>
+trainer<T>::trainer(const checkpoint& ck, const train_options& o) : opt_(o), model_(ck), grad_(ck) {
+  opt_.validate();
+  m_.assign(model_.parameter_count(), T(0));
+  v_.assign(m_.size(), T(0));
+  thread_grads_.reserve(static_cast<std::size_t>(opt_.threads));
+  for (int t = 0; t < opt_.threads; ++t) thread_grads_.emplace_back(ck);
+  ws_.resize(static_cast<std::size_t>(opt_.threads));
+}
+
+template <class T>
+step_result trainer<T>::step_with(sequence_source& src, const longrope::rope_frequencies& f,
+                                  const longrope::rope_frequencies* f_short) {
+  const std::int64_t len = src.length();
+  const std::int64_t per_step = static_cast<std::int64_t>(opt_.batch) * opt_.accumulation;
+  const T scale = T(1) / static_cast<T>(per_step * (len - 1));
+  zero(grad_);
+  double nll = 0.0;
+  std::vector<std::vector<int>> seqs(static_cast<std::size_t>(opt_.batch));
+  std::vector<std::vector<T>> weights(seqs.size());
+  std::vector<const longrope::rope_frequencies*> fs(seqs.size(), &f);
+  std::vector<char> masked(seqs.size(), opt_.doc_mask ? 1 : 0);
+  for (int a = 0; a < opt_.accumulation; ++a) {
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      src.next(seqs[i]);
+      take_weights(src, weights[i]);
+      if (f_short != nullptr) {
+        const bool s = src.short_window();
+        fs[i] = s ? f_short : &f;
+        masked[i] = s || opt_.doc_mask ? 1 : 0;
+        short_seen_ += s ? 1 : 0;
+      }
+    }
+    nll += accumulate(seqs, fs, masked, scale, &weights);
+  }
+  return finish_step(nll, per_step * (len - 1));
+}
+
+template <class T>
+void trainer<T>::take_weights(const sequence_source& src, std::vector<T>& out) {
+  out.clear();
+  if (const auto* w = src.target_weights()) {
+    if (static_cast<std::int64_t>(w->size()) != src.length() - 1) {
+      LONGROPE_THROW("longrope.argument", "training source: target weights do not match the sequence length");
+    }
+    for (float x : *w) {
+      if (!(x >= 0.0f) || !std::isfinite(x))
+        LONGROPE_THROW("longrope.argument", "training source: bad target weight");
+      out.push_back(static_cast<T>(x));
+    }
+  }
+}
+
+template <class T>
+step_result trainer<T>::finish_step(double nll, std::int64_t tokens) {
+  step_result r;
+  r.tokens = tokens;
+  r.loss = nll / static_cast<double>(r.tokens);
+  r.lr = learning_rate(opt_, step_);
+  r.grad_norm = apply_update(r.lr);
+  ++step_;
+  tokens_seen_ += r.tokens;
+  return r;
+}
+
+template <class T>
+void trainer<T>::zero(transformer<T>& g) {
+  g.for_each_tensor([](const char*, T* p, index_t n, bool) { std::fill(p, p + n, T(0)); });
+}
+
+template <class T>
+double trainer<T>::accumulate(const std::vector<std::vector<int>>& seqs, const longrope::rope_frequencies& f,
+                              T scale) {
+  return accumulate(seqs, std::vector<const longrope::rope_frequencies*>(seqs.size(), &f),
+                    std::vector<char>(seqs.size(), opt_.doc_mask ? 1 : 0), scale);
+}
+
+template <class T>
+double trainer<T>::accumulate(const std::vector<std::vector<int>>& seqs,
+                              const std::vector<const longrope::rope_frequencies*>& fs,
+                              const std::vector<char>& masked, T scale,
+                              const std::vector<std::vector<T>>* weights) {
+  const int nt = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(opt_.threads), seqs.size()));
+  std::vector<double> nll(static_cast<std::size_t>(std::max(nt, 1)), 0.0);
+  std::vector<std::exception_ptr> err(nll.size());
+  auto work = [&](int t) {
+    try {
+      transformer<T>& g = thread_grads_[static_cast<std::size_t>(t)];
+      zero(g);
+      for (std::size_t i = static_cast<std::size_t>(t); i < seqs.size(); i += static_cast<std::size_t>(nt)) {
+        const auto& s = seqs[i];
+        const index_t m = static_cast<index_t>(s.size());
+        std::vector<index_t> starts;
+        if (masked[i]) starts = document_starts(s.data(), m - 1);
+        const T* wt = weights && !(*weights)[i].empty() ? (*weights)[i].data() : nullptr;
+        nll[static_cast<std::size_t>(t)] +=
+            backward_pass<T>::loss_and_grad(model_, s.data(), m, *fs[i], masked[i] ? starts.data() : nullptr,
+                                            scale, g, ws_[static_cast<std::size_t>(t)], wt);
+      }
+    } catch (...) {
+      err[static_cast<std::size_t>(t)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
+  if (nt > 0) work(0);
+  for (auto& th : pool) th.join();
+  for (auto& e : err) {
+    if (e) std::rethrow_exception(e);
+  }
+  double total = 0.0;
+  for (int t = 0; t < nt; ++t) {
+    total += nll[static_cast<std::size_t>(t)];
+    add_into(grad_, thread_grads_[static_cast<std::size_t>(t)]);
+  }
+  return total;
+}
+
+template <class T>
+void trainer<T>::add_into(transformer<T>& dst, const transformer<T>& src) {
+  std::vector<std::pair<const T*, index_t>> parts;
+  src.for_each_tensor([&](const char*, const T* p, index_t n, bool) { parts.emplace_back(p, n); });
+  std::size_t k = 0;
+  dst.for_each_tensor([&](const char*, T* p, index_t n, bool) {
+    const T* q = parts[k++].first;
+    for (index_t i = 0; i < n; ++i) p[i] += q[i];
+  });
+}
+
+template <class T>
+double trainer<T>::apply_update(double lr) {
+  double sq = 0.0;
+  grad_.for_each_tensor([&](const char*, const T* p, index_t n, bool) {
+    for (index_t i = 0; i < n; ++i) sq += static_cast<double>(p[i]) * static_cast<double>(p[i]);
+  });
+  const double norm = std::sqrt(sq);
+  if (!std::isfinite(norm)) LONGROPE_THROW("longrope.numeric", "training diverged: non-finite gradient");
+  const T gscale = static_cast<T>(opt_.clip > 0.0 && norm > opt_.clip ? opt_.clip / norm : 1.0);
+  std::vector<const T*> gp;
+  grad_.for_each_tensor([&](const char*, const T* p, index_t, bool) { gp.push_back(p); });
+  const double t = static_cast<double>(step_ + 1);
+  const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
+  const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(opt_.beta1, t)));
+  const T c2 = static_cast<T>(1.0 / (1.0 - std::pow(opt_.beta2, t)));
+  const T step_lr = static_cast<T>(lr), eps = static_cast<T>(opt_.eps),
+          wd = static_cast<T>(opt_.weight_decay);
+  std::size_t k = 0, off = 0;
+  model_.for_each_tensor([&](const char*, T* p, index_t n, bool is_matrix) {
+    const T* g = gp[k++];
+    T* m = m_.data() + off;
+    T* v = v_.data() + off;
+    for (index_t i = 0; i < n; ++i) {
+      const T gi = g[i] * gscale;
+      m[i] = b1 * m[i] + (T(1) - b1) * gi;
+      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+      const T upd = (m[i] * c1) / (std::sqrt(v[i] * c2) + eps);
+      p[i] -= step_lr * (upd + (is_matrix ? wd * p[i] : T(0)));
+    }
+    off += static_cast<std::size_t>(n);
+  });
+  return norm;
+}
+
+// Compiled once, in the longrope_toymodel library (models/src/).
+extern template class trainer<float>;
+extern template class trainer<double>;
 
 }  // namespace llama2c

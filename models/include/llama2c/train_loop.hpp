@@ -64,4 +64,10 @@ train_loop_result run_train_loop(trainer<T>& tr, sequence_source& src, const lon
   return out;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template train_loop_result run_train_loop(
+    trainer<float>&, sequence_source&, const longrope::rope_frequencies&, const train_loop_options&,
+    const std::function<void(const step_result&, double, std::int64_t)>&, const std::function<void()>&);
+
 }  // namespace llama2c

@@ -138,4 +138,11 @@ void load_train_state(trainer<T>& tr, sequence_source& src, const std::string& f
   tr.set_progress(static_cast<std::int64_t>(step), static_cast<std::int64_t>(tokens));
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template void save_train_state(trainer<float>&, const sequence_source&, const std::string&,
+                                      const std::string&);
+extern template void load_train_state(trainer<float>&, sequence_source&, const std::string&,
+                                      const std::string&);
+
 }  // namespace llama2c

@@ -552,4 +552,10 @@ double transformer<T>::sequence_nll(const int* tokens, index_t n, const longrope
   return total;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/):
+// a TU that uses the model links the float and double instantiations instead
+// of generating the forward (and Eigen's products in it) again.
+extern template class transformer<float>;
+extern template class transformer<double>;
+
 }  // namespace llama2c

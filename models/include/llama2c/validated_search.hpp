@@ -336,4 +336,14 @@ validated_result search_factors_validated(const transformer<T>& model, const std
   return out;
 }
 
+// Compiled once, in the longrope_toymodel library (models/src/); other
+// scalar types are instantiated where they are used.
+extern template window_stats window_statistics(const transformer<float>&,
+                                               const std::vector<std::vector<int>>&,
+                                               const longrope::rope_frequencies&, int);
+extern template validated_result search_factors_validated(
+    const transformer<float>&, const std::vector<std::vector<int>>&, const std::vector<std::vector<int>>&,
+    const validated_options&, const longrope::progress_callback&, const validated_checkpoint*,
+    const validated_checkpoint_callback&);
+
 }  // namespace llama2c
