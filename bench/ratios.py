@@ -120,6 +120,11 @@ def main():
     rows.append(("  breakdown: exact angles (64 pairs, scalar)", f"{t('BM_decode_angles') * 1e9:.0f} ns", "", ""))
     rows.append(("  breakdown: angles + cos/sin (vector)", f"{t('BM_decode_trig') * 1e9:.0f} ns", "", ""))
     rows.append(("  breakdown: rotation of 40 heads (one-row table)", f"{t('BM_decode_rotation') * 1e9:.0f} ns", "", ""))
+    if "BM_decode_floor" in med:
+        fl = t("BM_decode_floor")
+        rows.append(("  decode floor: in-place 64-byte vector pass over the same q + k bytes",
+                     f"{fl * 1e9:.0f} ns (rotation {fl / t('BM_decode_rotation'):.2f}x it, "
+                     f"whole table-free call {fl / dec:.2f}x it)", "(reported)", ""))
     rows.append(("  naive decode (float angles, cos/sin per element)", f"{t('BM_decode_naive') * 1e9:.0f} ns "
                  f"({t('BM_decode_naive') / dec:.0f}x slower)", "", ""))
     # A consumer built without -march (longrope_bench_nomarch) against this build.
