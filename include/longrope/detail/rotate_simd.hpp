@@ -90,6 +90,21 @@ inline void permute_even_odd(const float* c, const float* s, int n, float* pc, f
   }
 }
 
+/// ISAs with vector registers to spare for a whole token's coefficients
+/// (AVX-512: 32) set kHoistCoeffs<T> and define the two functions below in
+/// their namespace; elsewhere they are only declared here, never
+/// instantiated (vector_kernel.inc calls them under if constexpr).
+template <class T>
+inline constexpr bool kHoistCoeffsDefault = false;
+template <int N, class T>
+void half_split_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
+                              std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next, const float* c,
+                              const float* s) noexcept;
+template <int N, class T>
+void interleaved_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
+                               std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next, const float* d,
+                               const float* e) noexcept;
+
 /// The scalar reference's token loop.
 namespace portable {
 template <class T>
@@ -195,6 +210,66 @@ inline void rotate_interleaved(const T* in, T* out, const float* d, const float*
   if (j < n2) interleaved16(in, out, d, e, j, vf::tail(n2 - j));
 }
 
+template <class T>
+inline constexpr bool kHoistCoeffs = true;
+
+// The heads of one token with a compile-time pair count: the token's
+// coefficients are loaded into registers once (2N/16 zmm) and kept across
+// all heads, where rotate_half_split / rotate_interleaved reload them per head
+// (the stores through T* may alias them as far as the compiler knows). That
+// halves the loads per stored vector, which is what the L1-resident decode is
+// bound by (docs/performance.md). The arithmetic per vector is that of
+// half_split16 / interleaved16.
+template <int N, class T>
+inline void half_split_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
+                                     std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next,
+                                     const float* c, const float* s) noexcept {
+  static_assert(N > 0 && N % vf::width == 0 && N <= 64, "whole vectors, at most 8 of c and 8 of s");
+  constexpr int kB = N / vf::width;
+  __m512 vc[kB];
+  __m512 vs[kB];
+  for (int b = 0; b < kB; ++b) {
+    vc[b] = _mm512_loadu_ps(c + vf::width * b);
+    vs[b] = _mm512_loadu_ps(s + vf::width * b);
+  }
+  for (std::ptrdiff_t h = 0; h < heads; ++h) {
+    const T* x = in + h * in_hs;
+    T* o = out + h * out_hs;
+    for (int b = 0; b < kB; ++b) {
+      const __m512 x0 = vf::load(x + vf::width * b, kAll16);
+      const __m512 x1 = vf::load(x + N + vf::width * b, kAll16);
+      vf::store(o + vf::width * b, _mm512_fmsub_ps(x0, vc[b], _mm512_mul_ps(x1, vs[b])), kAll16);
+      vf::store(o + N + vf::width * b, _mm512_fmadd_ps(x0, vs[b], _mm512_mul_ps(x1, vc[b])), kAll16);
+    }
+    if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
+    copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
+  }
+}
+
+template <int N, class T>
+inline void interleaved_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
+                                      std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next,
+                                      const float* d, const float* e) noexcept {
+  static_assert(N > 0 && N % vf::width == 0 && N <= 64, "whole vectors, at most 8 of d and 8 of e");
+  constexpr int kB = 2 * N / vf::width;
+  __m512 vd[kB];
+  __m512 ve[kB];
+  for (int b = 0; b < kB; ++b) {
+    vd[b] = _mm512_loadu_ps(d + vf::width * b);
+    ve[b] = _mm512_loadu_ps(e + vf::width * b);
+  }
+  for (std::ptrdiff_t h = 0; h < heads; ++h) {
+    const T* x = in + h * in_hs;
+    T* o = out + h * out_hs;
+    if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
+    for (int b = 0; b < kB; ++b) {
+      const __m512 v = vf::load(x + vf::width * b, kAll16);
+      vf::store(o + vf::width * b, _mm512_fmadd_ps(v, vd[b], _mm512_mul_ps(vf::swap_pairs(v), ve[b])),
+                kAll16);
+    }
+    copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
+  }
+}
 
 // Interleaved coefficients D = (c0 c0 c1 c1 ...), E = (-s0 s0 -s1 s1 ...):
 // 16 pairs per step with two lane permutes and a sign flip (the scalar loop
@@ -252,6 +327,8 @@ LONGROPE_TARGET_END
 #if defined(LONGROPE_KERNELS_AVX2)
 LONGROPE_TARGET_AVX2_BEGIN
 namespace avx2 {
+template <class T>
+inline constexpr bool kHoistCoeffs = kHoistCoeffsDefault<T>;  // 16 ymm: no room for 64 pairs of c and s
 
 struct vf {
   static constexpr int width = 8;
@@ -401,6 +478,8 @@ LONGROPE_TARGET_END
 namespace neon {
 template <class T>
 inline constexpr bool kEvenOdd = kEvenOddDefault<T>;
+template <class T>
+inline constexpr bool kHoistCoeffs = kHoistCoeffsDefault<T>;
 
 struct vf {
   static constexpr int width = 4;
