@@ -175,14 +175,19 @@ struct vf {
   static reg swap_pairs(reg v) noexcept { return _mm512_maskz_permute_ps(kAll16, v, 0xB1); }
 };
 
+// 16 pairs from coefficients already in registers (vc, vs: pairs i .. i + 15).
 template <class T>
-inline void half_split16(const T* in, T* out, const float* c, const float* s, int n, int i, vf::mask m) noexcept {
+inline void half_split16(const T* in, T* out, __m512 vc, __m512 vs, int n, int i, vf::mask m) noexcept {
   const __m512 x0 = vf::load(in + i, m);
   const __m512 x1 = vf::load(in + n + i, m);
-  const __m512 vc = _mm512_maskz_loadu_ps(m, c + i);
-  const __m512 vs = _mm512_maskz_loadu_ps(m, s + i);
   vf::store(out + i, _mm512_fmsub_ps(x0, vc, _mm512_mul_ps(x1, vs)), m);
   vf::store(out + n + i, _mm512_fmadd_ps(x0, vs, _mm512_mul_ps(x1, vc)), m);
+}
+
+template <class T>
+inline void half_split16(const T* in, T* out, const float* c, const float* s, int n, int i,
+                         vf::mask m) noexcept {
+  half_split16(in, out, _mm512_maskz_loadu_ps(m, c + i), _mm512_maskz_loadu_ps(m, s + i), n, i, m);
 }
 
 // Full vectors with an all-ones constant mask (the compiler drops it), then
@@ -195,12 +200,16 @@ inline void rotate_half_split(const T* in, T* out, const float* c, const float* 
   if (i < n) half_split16(in, out, c, s, n, i, vf::tail(n - i));
 }
 
+// 8 pairs (16 values) from coefficients already in registers (vd, ve: values j .. j + 15).
+template <class T>
+inline void interleaved16(const T* in, T* out, __m512 vd, __m512 ve, int j, vf::mask m) noexcept {
+  const __m512 x = vf::load(in + j, m);
+  vf::store(out + j, _mm512_fmadd_ps(x, vd, _mm512_mul_ps(vf::swap_pairs(x), ve)), m);
+}
+
 template <class T>
 inline void interleaved16(const T* in, T* out, const float* d, const float* e, int j, vf::mask m) noexcept {
-  const __m512 x = vf::load(in + j, m);
-  const __m512 o = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, d + j),
-                                   _mm512_mul_ps(vf::swap_pairs(x), _mm512_maskz_loadu_ps(m, e + j)));
-  vf::store(out + j, o, m);
+  interleaved16(in, out, _mm512_maskz_loadu_ps(m, d + j), _mm512_maskz_loadu_ps(m, e + j), j, m);
 }
 
 template <class T>
@@ -218,8 +227,8 @@ inline constexpr bool kHoistCoeffs = true;
 // all heads, where rotate_half_split / rotate_interleaved reload them per head
 // (the stores through T* may alias them as far as the compiler knows). That
 // halves the loads per stored vector, which is what the L1-resident decode is
-// bound by (docs/performance.md). The arithmetic per vector is that of
-// half_split16 / interleaved16.
+// bound by (docs/performance.md). Each vector goes through the same
+// half_split16 / interleaved16 as the per-head kernels.
 template <int N, class T>
 inline void half_split_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
                                      std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next,
@@ -235,12 +244,7 @@ inline void half_split_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, 
   for (std::ptrdiff_t h = 0; h < heads; ++h) {
     const T* x = in + h * in_hs;
     T* o = out + h * out_hs;
-    for (int b = 0; b < kB; ++b) {
-      const __m512 x0 = vf::load(x + vf::width * b, kAll16);
-      const __m512 x1 = vf::load(x + N + vf::width * b, kAll16);
-      vf::store(o + vf::width * b, _mm512_fmsub_ps(x0, vc[b], _mm512_mul_ps(x1, vs[b])), kAll16);
-      vf::store(o + N + vf::width * b, _mm512_fmadd_ps(x0, vs[b], _mm512_mul_ps(x1, vc[b])), kAll16);
-    }
+    for (int b = 0; b < kB; ++b) half_split16(x, o, vc[b], vs[b], N, vf::width * b, kAll16);
     if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
     copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
   }
@@ -262,11 +266,7 @@ inline void interleaved_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out,
     const T* x = in + h * in_hs;
     T* o = out + h * out_hs;
     if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
-    for (int b = 0; b < kB; ++b) {
-      const __m512 v = vf::load(x + vf::width * b, kAll16);
-      vf::store(o + vf::width * b, _mm512_fmadd_ps(v, vd[b], _mm512_mul_ps(vf::swap_pairs(v), ve[b])),
-                kAll16);
-    }
+    for (int b = 0; b < kB; ++b) interleaved16(x, o, vd[b], ve[b], vf::width * b, kAll16);
     copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
   }
 }
