@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -276,6 +278,35 @@ BENCHMARK(BM_prefill_memory_floor)
     ->ArgNames({"bytes", "threads"})->Args({4, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::half_split)
     ->ArgNames({"table", "threads"})->Args({1, 2})->Args({0, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Cache-resident rotation: 32 tokens of q [32][32][128] + k [32][8][128] from
+// a table (320 KiB in bf16, inside L2), as an engine rotating one tile right
+// after its QKV projection; here the instructions per vector count, not DRAM.
+// range(0) for bfloat16: 1 the AVX512-BF16 store where the CPU has it (in a
+// consumer built without -march: the avx512bf16 kernel set), 0 the integer
+// rounding of the plain avx512 kernels, side by side in one binary. A build
+// whose flags already enable AVX512-BF16 has only the former (both rows equal).
+template <class T>
+void BM_rotate_cached(benchmark::State& state) {
+  constexpr std::ptrdiff_t kTile = 32;
+  longrope::detail::avx512_bf16_native_set(state.range(0) != 0);
+  const auto f = bench_freqs(longrope::pair_layout::half_split);
+  qk_buffers<T> b(kTile, 0);
+  const table_storage ts(f, kTile);
+  for (auto _ : state) {
+    longrope::rotate_qk(f, ts.table, b.qv(), b.kv(), b.pv(), {0, kTile});
+    benchmark::DoNotOptimize(b.q.data());
+    benchmark::ClobberMemory();
+  }
+  longrope::detail::avx512_bf16_native_set(true);
+  set_counters<T>(state, kTile);
+  state.SetLabel(
+      std::string(longrope::isa_name(longrope::active_isa())) +
+      (std::is_same_v<T, bf16> && state.range(0) != 0 && longrope::detail::avx512_bf16_cpu() ? "+bf16" : ""));
+}
+BENCHMARK_TEMPLATE(BM_rotate_cached, float)->ArgName("native_bf16")->Arg(1);
+BENCHMARK_TEMPLATE(BM_rotate_cached, fp16)->ArgName("native_bf16")->Arg(1);
+BENCHMARK_TEMPLATE(BM_rotate_cached, bf16)->ArgName("native_bf16")->Arg(1)->Arg(0);
 
 // ---------------------------------------------------------------------------
 // Decode: one token at position 100,000, table-free, with a breakdown.

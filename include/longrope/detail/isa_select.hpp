@@ -44,6 +44,23 @@
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\")")
 #define LONGROPE_TARGET_END _Pragma("GCC pop_options")
 #endif
+// The AVX-512 kernels for bfloat16 storage once more, with AVX512-BF16's
+// one-instruction narrowing (vcvtneps2bf16) in their stores, for CPUs that
+// have it (Cooper Lake, Sapphire Rapids, Zen 4 and later); taken at run time
+// by the avx512 path for bfloat16 only. Not needed where the flags already
+// enable AVX512-BF16: the avx512 kernels use the instruction then.
+#if !defined(__AVX512BF16__) && (defined(__clang__) ? __clang_major__ >= 11 : __GNUC__ >= 10)
+#define LONGROPE_KERNELS_AVX512BF16 1
+#if defined(__clang__)
+// clang-format off
+#define LONGROPE_TARGET_AVX512BF16_BEGIN _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c\"))), apply_to = function)")
+// clang-format on
+#else
+#define LONGROPE_TARGET_AVX512BF16_BEGIN \
+  _Pragma("GCC push_options")            \
+      _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c\")")
+#endif
+#endif
 #elif defined(LONGROPE_X86)
 // Other compilers: only what the flags enable (no per-function targets).
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -141,6 +158,47 @@ inline bool isa_cpu_has(int i) noexcept {
 }
 
 inline bool isa_usable(int i) noexcept { return isa_compiled(i) && isa_cpu_has(i); }
+
+/// The avx512 path stores bfloat16 with AVX512-BF16's narrowing instruction:
+/// in the kernels of the compiler flags (-march with AVX512-BF16), or through
+/// the avx512bf16 kernel set when the CPU reports the extension
+/// (CPUID.(EAX=7,ECX=1):EAX bit 5) and avx512_bf16_native_set(false) has not
+/// switched it off (tests run both from one binary). Both round to nearest
+/// even; the instruction also flushes float denormals (|x| < 1.2e-38) to zero.
+inline std::atomic<bool>& avx512_bf16_native_slot() noexcept {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
+inline bool avx512_bf16_cpu() noexcept {
+#if defined(__AVX512BF16__)
+  return true;
+#elif defined(LONGROPE_KERNELS_AVX512BF16)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // Sub-leaf 1 exists when sub-leaf 0 reports a highest sub-leaf >= 1.
+    if (!isa_cpu_has(kIsaAvx512) || __get_cpuid_count(7, 0, &a, &b, &c, &d) == 0 || a < 1) return false;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && ((a >> 5) & 1u) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+/// The avx512bf16 kernel set runs for bfloat16 storage on the avx512 path.
+inline bool avx512_bf16_kernels_active() noexcept {
+#if defined(LONGROPE_KERNELS_AVX512BF16)
+  return avx512_bf16_cpu() && avx512_bf16_native_slot().load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+/// Switches the avx512bf16 kernel set off (false) or back on (true, where the CPU has it).
+inline void avx512_bf16_native_set(bool on) noexcept {
+  avx512_bf16_native_slot().store(on, std::memory_order_relaxed);
+}
 
 /// The best usable ISA; cached after the first call.
 inline int isa_best() noexcept {

@@ -41,7 +41,14 @@ void rotate_loops_isa(int isa, const rope_frequencies& f, const table_ref_t<TT>*
                       const io_pair<T>* k, positions_view pos, token_range tokens, bool inverse) noexcept {
   switch (isa) {
 #if defined(LONGROPE_KERNELS_AVX512)
-    case kIsaAvx512: return avx512::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
+    case kIsaAvx512:
+#if defined(LONGROPE_KERNELS_AVX512BF16)
+      if constexpr (std::is_same_v<T, Eigen::bfloat16>) {
+        if (avx512_bf16_kernels_active())
+          return avx512bf16::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
+      }
+#endif
+      return avx512::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);
 #endif
 #if defined(LONGROPE_KERNELS_AVX2)
     case kIsaAvx2: return avx2::rotate_loops<T, TT>(f, tab, q, k, pos, tokens, inverse);

@@ -125,204 +125,29 @@ inline void widen_row(const TT* in, float* out, int n) noexcept {
 #if defined(LONGROPE_KERNELS_AVX512)
 LONGROPE_TARGET_AVX512_BEGIN
 namespace avx512 {
-template <class T>
-inline constexpr bool kEvenOdd = kEvenOddDefault<T>;
-
-// GCC 12 warns (-Wmaybe-uninitialized) on the unmasked forms of several AVX-512
-// intrinsics (their _mm512_undefined_* source); the all-lanes maskz forms are
-// the same instructions.
-inline constexpr __mmask16 kAll16 = 0xFFFF;
-
-struct vf {
-  static constexpr int width = 16;
-  using reg = __m512;
-  using mask = __mmask16;
-  static mask tail(std::ptrdiff_t left) noexcept {
-    return left >= 16 ? static_cast<mask>(0xFFFF) : static_cast<mask>((1u << left) - 1u);
-  }
-  static reg load(const float* p, mask m) noexcept { return _mm512_maskz_loadu_ps(m, p); }
-  static reg load(const Eigen::half* p, mask m) noexcept {
-    return _mm512_maskz_cvtph_ps(kAll16, _mm256_maskz_loadu_epi16(m, p));
-  }
-  static reg load(const Eigen::bfloat16* p, mask m) noexcept {
-    const __m512i w = _mm512_maskz_cvtepu16_epi32(kAll16, _mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll16, w, 16));
-  }
-  static void store(float* p, reg v, mask m) noexcept { _mm512_mask_storeu_ps(p, m, v); }
-  static void store(Eigen::half* p, reg v, mask m) noexcept {
-    _mm256_mask_storeu_epi16(p, m, _mm512_maskz_cvtps_ph(kAll16, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  }
-  static void store(Eigen::bfloat16* p, reg v, mask m) noexcept {
 #if defined(__AVX512BF16__)
-    // One instruction (round to nearest even, NaNs quieted) where AVX512-BF16
-    // exists; unlike Eigen::bfloat16(float) it flushes float denormals
-    // (|x| < 1.2e-38) to zero. Halves the bf16 prefill's compute.
-    const __m256bh h = _mm512_cvtneps_pbh(v);
-    __m256i bits;
-    std::memcpy(&bits, &h, sizeof(bits));
-    _mm256_mask_storeu_epi16(p, m, bits);
+#define LONGROPE_AVX512_NATIVE_BF16 1
 #else
-    // Round to nearest even as Eigen::bfloat16(float): u + 0x7fff + lsb, keep the
-    // high half; NaNs stay (quiet) NaNs.
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(kAll16, u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_maskz_srli_epi32(kAll16, _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_maskz_srli_epi32(kAll16, u, 16), _mm512_set1_epi32(0x40)));
-    _mm256_mask_storeu_epi16(p, m, _mm512_maskz_cvtepi32_epi16(kAll16, r));
+#define LONGROPE_AVX512_NATIVE_BF16 0
 #endif
-  }
-  static reg swap_pairs(reg v) noexcept { return _mm512_maskz_permute_ps(kAll16, v, 0xB1); }
-};
-
-// 16 pairs from coefficients already in registers (vc, vs: pairs i .. i + 15).
-template <class T>
-inline void half_split16(const T* in, T* out, __m512 vc, __m512 vs, int n, int i, vf::mask m) noexcept {
-  const __m512 x0 = vf::load(in + i, m);
-  const __m512 x1 = vf::load(in + n + i, m);
-  vf::store(out + i, _mm512_fmsub_ps(x0, vc, _mm512_mul_ps(x1, vs)), m);
-  vf::store(out + n + i, _mm512_fmadd_ps(x0, vs, _mm512_mul_ps(x1, vc)), m);
-}
-
-template <class T>
-inline void half_split16(const T* in, T* out, const float* c, const float* s, int n, int i,
-                         vf::mask m) noexcept {
-  half_split16(in, out, _mm512_maskz_loadu_ps(m, c + i), _mm512_maskz_loadu_ps(m, s + i), n, i, m);
-}
-
-// Full vectors with an all-ones constant mask (the compiler drops it), then
-// one masked tail: a mask computed per iteration doubled the per-head cost in
-// decode (40 heads x 64 pairs: 570 ns -> 220 ns, see docs/performance.md).
-template <class T>
-inline void rotate_half_split(const T* in, T* out, const float* c, const float* s, int n) noexcept {
-  int i = 0;
-  for (; i + vf::width <= n; i += vf::width) half_split16(in, out, c, s, n, i, kAll16);
-  if (i < n) half_split16(in, out, c, s, n, i, vf::tail(n - i));
-}
-
-// 8 pairs (16 values) from coefficients already in registers (vd, ve: values j .. j + 15).
-template <class T>
-inline void interleaved16(const T* in, T* out, __m512 vd, __m512 ve, int j, vf::mask m) noexcept {
-  const __m512 x = vf::load(in + j, m);
-  vf::store(out + j, _mm512_fmadd_ps(x, vd, _mm512_mul_ps(vf::swap_pairs(x), ve)), m);
-}
-
-template <class T>
-inline void interleaved16(const T* in, T* out, const float* d, const float* e, int j, vf::mask m) noexcept {
-  interleaved16(in, out, _mm512_maskz_loadu_ps(m, d + j), _mm512_maskz_loadu_ps(m, e + j), j, m);
-}
-
-template <class T>
-inline void rotate_interleaved(const T* in, T* out, const float* d, const float* e, int n2) noexcept {
-  int j = 0;
-  for (; j + vf::width <= n2; j += vf::width) interleaved16(in, out, d, e, j, kAll16);
-  if (j < n2) interleaved16(in, out, d, e, j, vf::tail(n2 - j));
-}
-
-template <class T>
-inline constexpr bool kHoistCoeffs = true;
-
-// The heads of one token with a compile-time pair count: the token's
-// coefficients are loaded into registers once (2N/16 zmm) and kept across
-// all heads, where rotate_half_split / rotate_interleaved reload them per head
-// (the stores through T* may alias them as far as the compiler knows). That
-// halves the loads per stored vector, which is what the L1-resident decode is
-// bound by (docs/performance.md). Each vector goes through the same
-// half_split16 / interleaved16 as the per-head kernels.
-template <int N, class T>
-inline void half_split_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
-                                     std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next,
-                                     const float* c, const float* s) noexcept {
-  static_assert(N > 0 && N % vf::width == 0 && N <= 64, "whole vectors, at most 8 of c and 8 of s");
-  constexpr int kB = N / vf::width;
-  __m512 vc[kB];
-  __m512 vs[kB];
-  for (int b = 0; b < kB; ++b) {
-    vc[b] = _mm512_loadu_ps(c + vf::width * b);
-    vs[b] = _mm512_loadu_ps(s + vf::width * b);
-  }
-  for (std::ptrdiff_t h = 0; h < heads; ++h) {
-    const T* x = in + h * in_hs;
-    T* o = out + h * out_hs;
-    for (int b = 0; b < kB; ++b) half_split16(x, o, vc[b], vs[b], N, vf::width * b, kAll16);
-    if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
-    copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
-  }
-}
-
-template <int N, class T>
-inline void interleaved_heads_hoisted(const T* in, std::ptrdiff_t in_hs, T* out, std::ptrdiff_t out_hs,
-                                      std::ptrdiff_t heads, std::ptrdiff_t head_dim, const T* next,
-                                      const float* d, const float* e) noexcept {
-  static_assert(N > 0 && N % vf::width == 0 && N <= 64, "whole vectors, at most 8 of d and 8 of e");
-  constexpr int kB = 2 * N / vf::width;
-  __m512 vd[kB];
-  __m512 ve[kB];
-  for (int b = 0; b < kB; ++b) {
-    vd[b] = _mm512_loadu_ps(d + vf::width * b);
-    ve[b] = _mm512_loadu_ps(e + vf::width * b);
-  }
-  for (std::ptrdiff_t h = 0; h < heads; ++h) {
-    const T* x = in + h * in_hs;
-    T* o = out + h * out_hs;
-    if (next != nullptr) prefetch_span(next + h * in_hs, 2 * static_cast<std::ptrdiff_t>(N) * sizeof(T));
-    for (int b = 0; b < kB; ++b) interleaved16(x, o, vd[b], ve[b], vf::width * b, kAll16);
-    copy_pass_through(x, o, 2 * static_cast<std::ptrdiff_t>(N), head_dim);
-  }
-}
-
-// Interleaved coefficients D = (c0 c0 c1 c1 ...), E = (-s0 s0 -s1 s1 ...):
-// 16 pairs per step with two lane permutes and a sign flip (the scalar loop
-// was 4 stores per pair).
-inline void expand_interleaved(const float* c, const float* s, int n, float* d, float* e) noexcept {
-  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-  const __m512i sign = _mm512_setr_epi32(INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0,
-                                         INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0);
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 vc = _mm512_loadu_ps(c + i);
-    const __m512 vs = _mm512_loadu_ps(s + i);
-    _mm512_storeu_ps(d + 2 * i, _mm512_maskz_permutexvar_ps(kAll16, lo, vc));
-    _mm512_storeu_ps(d + 2 * i + 16, _mm512_maskz_permutexvar_ps(kAll16, hi, vc));
-    const __m512i s0 = _mm512_castps_si512(_mm512_maskz_permutexvar_ps(kAll16, lo, vs));
-    const __m512i s1 = _mm512_castps_si512(_mm512_maskz_permutexvar_ps(kAll16, hi, vs));
-    _mm512_storeu_ps(e + 2 * i, _mm512_castsi512_ps(_mm512_xor_si512(s0, sign)));
-    _mm512_storeu_ps(e + 2 * i + 16, _mm512_castsi512_ps(_mm512_xor_si512(s1, sign)));
-  }
-  for (; i < n; ++i) {
-    d[2 * i] = c[i];
-    d[2 * i + 1] = c[i];
-    e[2 * i] = -s[i];
-    e[2 * i + 1] = s[i];
-  }
-}
-
-/// A 16-bit table row to float (vector widening, masked tail).
-template <class TT>
-inline void widen_row(const TT* in, float* out, int n) noexcept {
-  int i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, vf::load(in + i, kAll16));
-  if (i < n) vf::store(out + i, vf::load(in + i, vf::tail(n - i)), vf::tail(n - i));
-}
-
-/// Float coefficients through this ISA's cos/sin; double through the reference.
-template <class C>
-inline void token_coeffs_isa(const rope_frequencies& f, std::int64_t p, C* c, C* s) noexcept {
-  if constexpr (std::is_same_v<C, float>) {
-    const double* freq = p < f.n_hat() ? f.theta().data() : f.inv_freq().data();
-    sincos_scaled(freq, static_cast<double>(p), f.attention_factor(), f.pairs(), c, s);
-    apply_pair_mscale(f, c, s);  // LongRoPE2 (no-op without pair_mscale)
-  } else {
-    token_coeffs_scalar(f, p, c, s);
-  }
-}
-#include "vector_kernel.inc"
-#include "rotate_loop.inc"
-
+#include "rotate_avx512.inc"
+#undef LONGROPE_AVX512_NATIVE_BF16
 }  // namespace avx512
 LONGROPE_TARGET_END
-#endif
+
+#if defined(LONGROPE_KERNELS_AVX512BF16)
+// The same kernels with AVX512-BF16 stores (isa_select.hpp); run for bfloat16
+// storage only, so only those instantiations exist.
+LONGROPE_TARGET_AVX512BF16_BEGIN
+namespace avx512bf16 {
+using avx512::sincos_scaled;
+#define LONGROPE_AVX512_NATIVE_BF16 1
+#include "rotate_avx512.inc"
+#undef LONGROPE_AVX512_NATIVE_BF16
+}  // namespace avx512bf16
+LONGROPE_TARGET_END
+#endif  // LONGROPE_KERNELS_AVX512BF16
+#endif  // LONGROPE_KERNELS_AVX512
 
 #if defined(LONGROPE_KERNELS_AVX2)
 LONGROPE_TARGET_AVX2_BEGIN
