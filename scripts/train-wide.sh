@@ -6,6 +6,8 @@
 #
 #   scripts/train-wide.sh                  # train (<= MINUTES, default 30), then evaluate
 #   EVAL_ONLY=1 scripts/train-wide.sh      # evaluate the cached model
+#   EXTEND=1 scripts/train-wide.sh         # then the progressive pipeline on it (docs/pipeline.md,
+#                                          # "The wide model"): OUT/extend/result.json, ~8 minutes
 #
 # Environment: LONGROPE (the CLI, default build/release/tools/longrope/longrope), LONGROPE_SHARED_DIR
 # (default ../shared), OUT (default build/wide), MINUTES (30), STEPS (the schedule's length, 1200),
@@ -67,3 +69,15 @@ done
     echo "| $n | $(ev $n --method none) | $(ev $n --method pi) | $(ev $n --method ntk) | $(ev $n --method yarn) | $(ev $n --factors-file "$OUT/search$n.json") |"
   done
 } | tee "$OUT/table.md"
+
+# The progressive pipeline (#11) at 4x (1024) and 16x (4096), evaluated up to 32x. The stream starts
+# at token 196,510 of the text, so that its held-out half [n/2, n) is exactly the quarter the model
+# never trained on (from token 294,764); fine-tuning and the searches use text it was trained on.
+if [ -n "${EXTEND:-}" ]; then
+  "$LONGROPE" extend --model "$MODEL" --tokenizer "$TOK" --text "$TEXT" --stream-from 196510 --work "$OUT/extend" \
+    --mid-context 1024 --long-context 4096 --population 16 --mutations 8 --crossovers 8 --topk 8 --iterations 6 \
+    --seed 0 --search-windows 2 --eval-windows 16 --eval-lengths 256,1024,2048,4096,8192 --steps 60 --batch 4 \
+    --lr 5e-4 --warmup 5 --threads "$THREADS" --train-threads 2 --out "$OUT/extend/result.json" \
+    > /dev/null 2> "$OUT/extend.log"
+  echo "pipeline result: $OUT/extend/result.json"
+fi

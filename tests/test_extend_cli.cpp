@@ -56,6 +56,7 @@ TEST_CASE("extend rejects bad command lines with one line on stderr", "[pipeline
       {{"--work", dir.string(), "--steps", "0"}, "--steps: must be in [1, 100000000]"},
       {{"--work", dir.string(), "--short-lambda-max", "0.5"}, "--short-lambda-max: must be in [1, 1000]"},
       {{"--work", dir.string(), "--population", "x"}, "--population: expected an integer"},
+      {{"--work", dir.string(), "--stream-from", "-1"}, "--stream-from: must be in [0, "},
       {{"--work", dir.string(), "--resume"}, "holds no started pipeline"},
       {{"--work", dir.string(), "--bogus"}, "unknown option '--bogus'"},
       {{"--work", dir.string()}, "cannot read m: No such file"},

@@ -24,7 +24,7 @@ namespace longrope_cli {
 namespace {
 const char* const kExtendHelp =
     "usage: longrope extend --model M --tokenizer T (--text FILE | --tokens FILE) --work DIR\n"
-    "                       [--until STAGE] [--resume] [--out FILE] [--no-baselines]\n"
+    "                       [--stream-from K] [--until STAGE] [--resume] [--out FILE] [--no-baselines]\n"
     "                       [--mid-context N] [--long-context N] [--short-lambda-max X]\n"
     "                       [--population P] [--mutations N1] [--crossovers N2] [--topk K]\n"
     "                       [--iterations T] [--seed S] [--threads J] [--no-n-hat]\n"
@@ -45,12 +45,15 @@ const char* const kExtendHelp =
     "               as its scaling, short_scaling, a transformers rope_scaling block),\n"
     "               DIR/long-factors.json and DIR/short-factors.json for --factors-file\n"
     "Data: fine-tuning on stream tokens [0, n/4), search windows from [n/4, n/2), held-out\n"
-    "evaluation from [n/2, n). Each finished stage is written atomically to\n"
+    "evaluation from [n/2, n) (the stream: the text's or file's tokens from --stream-from on). Each finished "
+    "stage is written atomically to\n"
     "DIR/stage-NAME.json; a run finds them and continues at the first missing stage, so a\n"
     "killed run, rerun with the same options, ends with the same result (up to \"seconds\").\n"
     "Prints the result JSON (every stage's factors and scores, the served factors, the table).\n"
     "\n"
     "  --work DIR           the work directory (created if missing)\n"
+    "  --stream-from K      drop the stream's first K tokens (default 0): e.g. so that a model\n"
+    "                       trained on a prefix of the text is evaluated on text it never saw\n"
     "  --until STAGE        stop after STAGE (search1, finetune, search2, short, pi-ft, yarn-ft,\n"
     "                       search-base, evaluate)\n"
     "  --resume             require DIR to hold a started pipeline (else an error)\n"
@@ -71,18 +74,22 @@ const char* const kExtendHelp =
 
 int cmd_extend(const args& a) {
   const option_parser opt(
-      a,
-      model_options({"--text", "--tokens", "--work", "--until", "--out", "--mid-context", "--long-context",
-                     "--short-lambda-max", "--population", "--mutations", "--crossovers", "--topk", "--iterations",
-                     "--seed", "--threads", "--search-windows", "--eval-windows", "--eval-lengths", "--steps", "--batch",
-                     "--accum", "--lr", "--min-lr", "--warmup", "--decay", "--clip", "--weight-decay", "--train-threads",
-                     "--data-seed"}),
+      a, model_options({"--text",         "--tokens",       "--work",         "--until",
+                        "--out",          "--mid-context",  "--long-context", "--short-lambda-max",
+                        "--population",   "--mutations",    "--crossovers",   "--topk",
+                        "--iterations",   "--seed",         "--threads",      "--search-windows",
+                        "--eval-windows", "--eval-lengths", "--steps",        "--batch",
+                        "--accum",        "--lr",           "--min-lr",       "--warmup",
+                        "--decay",        "--clip",         "--weight-decay", "--train-threads",
+                        "--data-seed",    "--stream-from"}),
       {"--resume", "--no-baselines", "--no-n-hat"});
   if (opt.help()) {
     std::fputs(kExtendHelp, stdout);
     return 0;
   }
   const std::string work = opt.required("--work");
+  const std::int64_t stream_from =
+      opt.int_in("--stream-from", 0, 0, std::numeric_limits<std::int64_t>::max());
   llama2c::pipeline_options o;
   auto& s = o.search;
   s.population = static_cast<int>(opt.int_in("--population", 8, 1, 100000));
@@ -145,6 +152,11 @@ int cmd_extend(const args& a) {
   for (auto L : o.eval_lengths) longest = std::max(longest, L);
   check_forward_memory(m.ck.config, longest, effective_threads(s.threads, std::int64_t{1} << 30), "--long-context");
   auto stream = read_stream(opt, m);
+  if (stream_from >= static_cast<std::int64_t>(stream.size())) {
+    throw std::invalid_argument("--stream-from " + std::to_string(stream_from) + ": the stream has only " +
+                                std::to_string(stream.size()) + " tokens");
+  }
+  stream.erase(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(stream_from));
   llama2c::pipeline p(m.ck, std::move(stream), work, o, [](const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
   });
