@@ -284,8 +284,8 @@ BENCHMARK_TEMPLATE(BM_prefill, float, pair_layout::half_split)
 // after its QKV projection; here the instructions per vector count, not DRAM.
 // range(0) for bfloat16: 1 the AVX512-BF16 store where the CPU has it (in a
 // consumer built without -march: the avx512bf16 kernel set), 0 the integer
-// rounding of the plain avx512 kernels, side by side in one binary. A build
-// whose flags already enable AVX512-BF16 has only the former (both rows equal).
+// rounding of the plain avx512 kernels, side by side in one binary (with or
+// without -march: both sets are compiled either way).
 template <class T>
 void BM_rotate_cached(benchmark::State& state) {
   constexpr std::ptrdiff_t kTile = 32;

@@ -17,11 +17,10 @@
 ///
 /// bfloat16 storage on the avx512 path: where the CPU also has AVX512-BF16
 /// (CPUID.(EAX=7,ECX=1):EAX bit 5; Cooper Lake, Sapphire Rapids, Zen 4 and
-/// later), x86-64 GCC >= 10 / Clang >= 11 builds without that flag add a
+/// later), x86-64 GCC >= 10 / Clang >= 11 builds, whatever their flags, run a
 /// second AVX-512 kernel set for bfloat16 only, whose stores narrow with one
 /// vcvtneps2bf16 instead of an integer rounding sequence (same bits, except that
-/// float denormals below 1.2e-38 become zero, as in a -march build with
-/// AVX512-BF16). active_isa() still reports avx512. Cache-resident bfloat16
+/// float denormals below 1.2e-38 become zero). active_isa() still reports avx512. Cache-resident bfloat16
 /// rotation runs about 1.7x faster with it (docs/performance.md).
 ///
 /// Selection, once per process (thread-safe, cached): the best ISA that is

@@ -47,9 +47,10 @@
 // The AVX-512 kernels for bfloat16 storage once more, with AVX512-BF16's
 // one-instruction narrowing (vcvtneps2bf16) in their stores, for CPUs that
 // have it (Cooper Lake, Sapphire Rapids, Zen 4 and later); taken at run time
-// by the avx512 path for bfloat16 only. Not needed where the flags already
-// enable AVX512-BF16: the avx512 kernels use the instruction then.
-#if !defined(__AVX512BF16__) && (defined(__clang__) ? __clang_major__ >= 11 : __GNUC__ >= 10)
+// by the avx512 path for bfloat16 only. Compiled whatever the flags (a -march
+// with AVX512-BF16 included), so the kernels of both sets have one body in
+// every translation unit.
+#if defined(__clang__) ? __clang_major__ >= 11 : __GNUC__ >= 10
 #define LONGROPE_KERNELS_AVX512BF16 1
 #if defined(__clang__)
 // clang-format off
@@ -159,21 +160,20 @@ inline bool isa_cpu_has(int i) noexcept {
 
 inline bool isa_usable(int i) noexcept { return isa_compiled(i) && isa_cpu_has(i); }
 
-/// The avx512 path stores bfloat16 with AVX512-BF16's narrowing instruction:
-/// in the kernels of the compiler flags (-march with AVX512-BF16), or through
-/// the avx512bf16 kernel set when the CPU reports the extension
+/// The avx512 path stores bfloat16 with AVX512-BF16's narrowing instruction
+/// through the avx512bf16 kernel set when the CPU reports the extension
 /// (CPUID.(EAX=7,ECX=1):EAX bit 5) and avx512_bf16_native_set(false) has not
-/// switched it off (tests run both from one binary). Both round to nearest
-/// even; the instruction also flushes float denormals (|x| < 1.2e-38) to zero.
+/// switched it off (tests run both from one binary); else with the integer
+/// rounding of the avx512 set (compilers without per-function targets: the
+/// instruction where the flags enable it). Both round to nearest even; the
+/// instruction also flushes float denormals (|x| < 1.2e-38) to zero.
 inline std::atomic<bool>& avx512_bf16_native_slot() noexcept {
   static std::atomic<bool> on{true};
   return on;
 }
 
 inline bool avx512_bf16_cpu() noexcept {
-#if defined(__AVX512BF16__)
-  return true;
-#elif defined(LONGROPE_KERNELS_AVX512BF16)
+#if defined(LONGROPE_KERNELS_AVX512BF16)
   static const bool has = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
     // Sub-leaf 1 exists when sub-leaf 0 reports a highest sub-leaf >= 1.
@@ -181,6 +181,8 @@ inline bool avx512_bf16_cpu() noexcept {
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && ((a >> 5) & 1u) != 0;
   }();
   return has;
+#elif defined(__AVX512BF16__)
+  return true;
 #else
   return false;
 #endif

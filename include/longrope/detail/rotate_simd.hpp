@@ -125,7 +125,9 @@ inline void widen_row(const TT* in, float* out, int n) noexcept {
 #if defined(LONGROPE_KERNELS_AVX512)
 LONGROPE_TARGET_AVX512_BEGIN
 namespace avx512 {
-#if defined(__AVX512BF16__)
+// With per-function targets the bf16 instruction lives only in avx512bf16, so
+// that this set has the same body whatever the translation unit's flags.
+#if defined(__AVX512BF16__) && !defined(LONGROPE_KERNELS_AVX512BF16)
 #define LONGROPE_AVX512_NATIVE_BF16 1
 #else
 #define LONGROPE_AVX512_NATIVE_BF16 0
