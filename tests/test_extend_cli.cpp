@@ -89,6 +89,12 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
                                          small, "--mid-context", "576", "--long-context", "640", "--population", "3",
                                          "--mutations", "1", "--crossovers", "1", "--topk", "2", "--iterations", "1",
                                          "--steps", "2", "--warmup", "1", "--eval-windows", "1", "--threads", "2"};
+  // A --stream-from at or past the stream's end: one line, before any stage runs.
+  const auto past = run_cli(longrope_test::plus(args, {"--work", a, "--stream-from", "100000000"}));
+  CHECK(past.status == 1);
+  CHECK(one_line(past.err));
+  CHECK(past.err.find("--stream-from 100000000: the stream has only ") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(a) / "stage-search1.json"));
   const auto full = run_cli(longrope_test::plus(args, {"--work", a}));
   INFO(full.err);
   REQUIRE(full.status == 0);

@@ -35,6 +35,14 @@ std::set<std::string> cpu_flags() {
   return flags;
 }
 
+/// head_dim 128, plain RoPE, in `layout`, at sequence length seq_len.
+longrope::rope_frequencies freqs_128(longrope::pair_layout layout, std::int64_t seq_len) {
+  longrope::rope_config c;
+  c.head_dim = 128;
+  c.layout = layout;
+  return longrope::rope_frequencies(c, {seq_len});
+}
+
 int failures = 0;
 void check(bool ok, const std::string& what) {
   std::printf("%s: %s\n", ok ? "ok" : "FAILED", what.c_str());
@@ -65,10 +73,7 @@ int main() {
   // The dispatched kernels against the scalar reference, prefill-sized token
   // count, both layouts, table-free and from a table.
   for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
-    rope_config c;
-    c.head_dim = 128;
-    c.layout = layout;
-    const rope_frequencies f(c, {4096});
+    const rope_frequencies f = freqs_128(layout, 4096);
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     const std::ptrdiff_t tokens = 64;
@@ -111,10 +116,7 @@ int main() {
   if (isa_supported(isa::avx512)) {
     using bf16 = Eigen::bfloat16;
     for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
-      rope_config c;
-      c.head_dim = 128;
-      c.layout = layout;
-      const rope_frequencies f(c, {4096});
+      const rope_frequencies f = freqs_128(layout, 4096);
       std::mt19937 rng(5);
       std::uniform_real_distribution<float> u(-4.0f, 4.0f);
       for (std::ptrdiff_t tokens : {1, 37}) {  // decode, and a prefill with a ragged count

@@ -20,8 +20,9 @@
 /// later), x86-64 GCC >= 10 / Clang >= 11 builds, whatever their flags, run a
 /// second AVX-512 kernel set for bfloat16 only, whose stores narrow with one
 /// vcvtneps2bf16 instead of an integer rounding sequence (same bits, except that
-/// float denormals below 1.2e-38 become zero). active_isa() still reports avx512. Cache-resident bfloat16
-/// rotation runs about 1.7x faster with it (docs/performance.md).
+/// float denormals below 1.2e-38 become zero). active_isa() still reports
+/// avx512. Cache-resident bfloat16 rotation runs about 1.7x faster with it
+/// (docs/performance.md).
 ///
 /// Selection, once per process (thread-safe, cached): the best ISA that is
 /// compiled in and that the CPU reports (__builtin_cpu_supports, which also

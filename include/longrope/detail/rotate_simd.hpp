@@ -7,7 +7,8 @@
 // Vector kernels of the rotation (AVX-512 / AVX2 / NEON, float arithmetic for float,
 // Eigen::half and Eigen::bfloat16 storage; double storage uses the scalar
 // reference). One namespace per ISA (detail::avx512, detail::avx2,
-// detail::neon, and detail::portable for the scalar reference), each holding
+// detail::neon, and detail::portable for the scalar reference; plus
+// detail::avx512bf16, the avx512 body with AVX512-BF16 stores), each holding
 // the per-head kernels and its own copy of the token loop (rotate_loop.inc),
 // compiled for that ISA (isa_select.hpp); rotate_driver.hpp picks one per call.
 //
