@@ -4,6 +4,7 @@
 // (--until) and resumed ends with the same result JSON (up to wall-clock
 // "seconds" and the work path) as an uninterrupted run, and writes the served
 // model's sidecar and factor files.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -57,6 +58,9 @@ TEST_CASE("extend rejects bad command lines with one line on stderr", "[pipeline
       {{"--work", dir.string(), "--short-lambda-max", "0.5"}, "--short-lambda-max: must be in [1, 1000]"},
       {{"--work", dir.string(), "--population", "x"}, "--population: expected an integer"},
       {{"--work", dir.string(), "--stream-from", "-1"}, "--stream-from: must be in [0, "},
+      {{"--work", dir.string(), "--short-seed", "yarn"},
+       "--short-seed: expected ones or finetune, got 'yarn'"},
+      {{"--work", dir.string(), "--short-windows", "0"}, "--short-windows: must be in [1, 10000]"},
       {{"--work", dir.string(), "--resume"}, "holds no started pipeline"},
       {{"--work", dir.string(), "--bogus"}, "unknown option '--bogus'"},
       {{"--work", dir.string()}, "cannot read m: No such file"},
@@ -154,6 +158,53 @@ TEST_CASE("extend: stopped after a stage and resumed, the same result as one run
   CHECK(rest.err.find("stage search2 already done") != std::string::npos);
   CHECK(rest.err.find("stage short already done") == std::string::npos);
   CHECK(strip(json::parse(rest.out)) == strip(ja));
+
+  // --short-seed finetune: the short stage also starts from search1's factors clipped to its
+  // grid, on its own window count; the stages before it are those of the default run.
+  const std::string c = (dir / "c").string();
+  const auto seeded =
+      run_cli(longrope_test::plus(args, {"--work", c, "--short-seed", "finetune", "--short-windows", "2",
+                                         "--short-lambda-max", "1.05", "--until", "short"}));
+  INFO(seeded.err);
+  REQUIRE(seeded.status == 0);
+  const json js = json::parse(seeded.out);
+  for (const char* stage : {"search1", "finetune", "search2"}) {
+    CHECK(strip(js["stages"][stage]) == strip(ja["stages"][stage]));
+  }
+  const auto& sh = js["stages"]["short"];
+  CHECK(sh["windows"] == 2);
+  CHECK(ja["stages"]["short"]["user_seeds"].empty());
+  REQUIRE(sh["user_seeds"].size() == 1);
+  const auto& fine = ja["stages"]["search1"]["best"]["factors"];
+  REQUIRE(sh["user_seeds"][0].size() == fine.size());
+  bool clipped = false;
+  for (std::size_t i = 0; i < fine.size(); ++i) {
+    const double want = std::min(std::max(fine[i].get<double>(), 1.0), 1.05);
+    clipped = clipped || fine[i].get<double>() > 1.05;
+    CHECK(sh["user_seeds"][0][i].get<double>() == Approx(want).margin(0.0051));  // the grid's step is 0.01
+  }
+  CHECK(clipped);  // search1 (scale 1.125) has pairs above 1.05: the clip was exercised
+  for (double f : sh["best"]["factors"]) CHECK((f >= 1.0 && f <= 1.05));
+
+  // --finetune-range: the fine-tunes read those tokens of the whole text instead of the stream's
+  // first quarter; bad ranges are one line each, before any stage runs.
+  const std::string d = (dir / "d").string();
+  for (const char* bad : {"100", "x:2000", "0:100", "-1:2000", "0:100000000"}) {
+    const auto r = run_cli(longrope_test::plus(args, {"--work", d, "--finetune-range", bad}));
+    INFO(bad << ": " << r.err);
+    CHECK(r.status == 1);
+    CHECK(one_line(r.err));
+    CHECK(r.err.find("--finetune-range") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(d) / "stage-search1.json"));
+  const auto ranged = run_cli(
+      longrope_test::plus(args, {"--work", d, "--finetune-range", "1000:3000", "--until", "finetune"}));
+  INFO(ranged.err);
+  REQUIRE(ranged.status == 0);
+  const json jr = json::parse(ranged.out);
+  CHECK(strip(jr["stages"]["search1"]) == strip(ja["stages"]["search1"]));
+  CHECK(jr["stages"]["finetune"]["data"] == "finetune_tokens[0,2000)");
+  CHECK(jr["stages"]["finetune"]["first_loss"] != ja["stages"]["finetune"]["first_loss"]);  // other tokens
 
   // Damaged work directories: one clear error line each.
   const auto short_file = std::filesystem::path(b) / "stage-short.json";

@@ -26,6 +26,7 @@ const char* const kExtendHelp =
     "usage: longrope extend --model M --tokenizer T (--text FILE | --tokens FILE) --work DIR\n"
     "                       [--stream-from K] [--until STAGE] [--resume] [--out FILE] [--no-baselines]\n"
     "                       [--mid-context N] [--long-context N] [--short-lambda-max X]\n"
+    "                       [--short-seed ones|finetune] [--short-windows W] [--finetune-range A:B]\n"
     "                       [--population P] [--mutations N1] [--crossovers N2] [--topk K]\n"
     "                       [--iterations T] [--seed S] [--threads J] [--no-n-hat]\n"
     "                       [--search-windows W] [--eval-windows W] [--eval-lengths a,b,...]\n"
@@ -44,11 +45,11 @@ const char* const kExtendHelp =
     "               the served model: DIR/finetune.bin + DIR/finetune.bin.json (long factors\n"
     "               as its scaling, short_scaling, a transformers rope_scaling block),\n"
     "               DIR/long-factors.json and DIR/short-factors.json for --factors-file\n"
-    "Data: fine-tuning on stream tokens [0, n/4), search windows from [n/4, n/2), held-out\n"
-    "evaluation from [n/2, n); the stream is the tokens of --text or --tokens from --stream-from\n"
-    "on. Each finished stage is written atomically to DIR/stage-NAME.json; a run finds them\n"
-    "and continues at the first missing stage, so a killed run, rerun with the same options,\n"
-    "ends with the same result (up to \"seconds\").\n"
+    "Data: fine-tuning on stream tokens [0, n/4) (or --finetune-range), search windows from\n"
+    "[n/4, n/2), held-out evaluation from [n/2, n); the stream is the tokens of --text or\n"
+    "--tokens from --stream-from on. Each finished stage is written atomically to\n"
+    "DIR/stage-NAME.json; a run finds them and continues at the first missing stage, so a\n"
+    "killed run, rerun with the same options, ends with the same result (up to \"seconds\").\n"
     "Prints the result JSON (every stage's factors and scores, the served factors, the table).\n"
     "\n"
     "  --work DIR           the work directory (created if missing)\n"
@@ -60,6 +61,11 @@ const char* const kExtendHelp =
     "  --out FILE           also write the printed JSON here\n"
     "  --no-baselines       skip pi-ft, yarn-ft and search-base\n"
     "  --short-lambda-max X grid top of the short stage (default 1.25)\n"
+    "  --short-seed S       the short stage's seeds: ones (the identity, default) or finetune (also\n"
+    "                       search1's factors clipped to the grid: the model was tuned with them)\n"
+    "  --short-windows W    windows per short-stage candidate (default: --search-windows)\n"
+    "  --finetune-range A:B fine-tune on tokens [A, B) of the whole text (before --stream-from),\n"
+    "                       e.g. a model's pre-training text; default: the stream's [0, n/4)\n"
     "  --population P ... --iterations T  search budget of every search (default 8, 4, 4, 4, 4)\n"
     "  --seed S             search seed (default 0)\n"
     "  --threads J          evaluation threads (default: all cores; results do not depend on it)\n"
@@ -74,14 +80,15 @@ const char* const kExtendHelp =
 
 int cmd_extend(const args& a) {
   const option_parser opt(
-      a, model_options({"--text",         "--tokens",       "--work",         "--until",
-                        "--out",          "--mid-context",  "--long-context", "--short-lambda-max",
-                        "--population",   "--mutations",    "--crossovers",   "--topk",
-                        "--iterations",   "--seed",         "--threads",      "--search-windows",
-                        "--eval-windows", "--eval-lengths", "--steps",        "--batch",
-                        "--accum",        "--lr",           "--min-lr",       "--warmup",
-                        "--decay",        "--clip",         "--weight-decay", "--train-threads",
-                        "--data-seed",    "--stream-from"}),
+      a, model_options({"--text",          "--tokens",       "--work",         "--until",
+                        "--out",           "--mid-context",  "--long-context", "--short-lambda-max",
+                        "--population",    "--mutations",    "--crossovers",   "--topk",
+                        "--iterations",    "--seed",         "--threads",      "--search-windows",
+                        "--eval-windows",  "--eval-lengths", "--steps",        "--batch",
+                        "--accum",         "--lr",           "--min-lr",       "--warmup",
+                        "--decay",         "--clip",         "--weight-decay", "--train-threads",
+                        "--data-seed",     "--stream-from",  "--short-seed",   "--short-windows",
+                        "--finetune-range"}),
       {"--resume", "--no-baselines", "--no-n-hat"});
   if (opt.help()) {
     std::fputs(kExtendHelp, stdout);
@@ -106,6 +113,12 @@ int cmd_extend(const args& a) {
   if (!(o.short_lambda_max >= 1.0) || o.short_lambda_max > 1000.0) {
     throw std::invalid_argument("--short-lambda-max: must be in [1, 1000]");
   }
+  const std::string short_seed = opt.get_or("--short-seed", "ones");
+  if (short_seed != "ones" && short_seed != "finetune") {
+    throw std::invalid_argument("--short-seed: expected ones or finetune, got '" + short_seed + "'");
+  }
+  o.short_seed_finetune = short_seed == "finetune";
+  o.short_windows = opt.has("--short-windows") ? opt.int_in("--short-windows", 1, 1, 10000) : 0;
   o.train.steps = opt.int_in("--steps", 30, 1, 100000000);
   o.train.batch = static_cast<int>(opt.int_in("--batch", 1, 1, 4096));
   o.train.accumulation = static_cast<int>(opt.int_in("--accum", 1, 1, 4096));
@@ -152,6 +165,21 @@ int cmd_extend(const args& a) {
   for (auto L : o.eval_lengths) longest = std::max(longest, L);
   check_forward_memory(m.ck.config, longest, effective_threads(s.threads, std::int64_t{1} << 30), "--long-context");
   auto stream = read_stream(opt, m);
+  if (const auto r = opt.get("--finetune-range")) {
+    const auto colon = r->find(':');
+    if (colon == std::string::npos)
+      throw std::invalid_argument("--finetune-range: expected A:B, got '" + *r + "'");
+    const std::int64_t a0 = option_parser::parse_int(r->substr(0, colon), "--finetune-range");
+    const std::int64_t b0 = option_parser::parse_int(r->substr(colon + 1), "--finetune-range");
+    const auto total = static_cast<std::int64_t>(stream.size());
+    if (a0 < 0 || b0 > total || b0 - a0 <= o.mid_context) {
+      throw std::invalid_argument("--finetune-range " + *r + ": need 0 <= A, B <= " + std::to_string(total) +
+                                  " (the text's tokens) and B - A > the mid context (" +
+                                  std::to_string(o.mid_context) + ")");
+    }
+    o.finetune_tokens.assign(stream.begin() + static_cast<std::ptrdiff_t>(a0),
+                             stream.begin() + static_cast<std::ptrdiff_t>(b0));
+  }
   if (stream_from >= static_cast<std::int64_t>(stream.size())) {
     throw std::invalid_argument("--stream-from " + std::to_string(stream_from) + ": the stream has only " +
                                 std::to_string(stream.size()) + " tokens");

@@ -10,7 +10,10 @@
 ///   search2   search at long_context (16x) on the fine-tuned model, seeded
 ///             with search1's factors (totals relative to the original RoPE)
 ///   short     short-window readjustment: short factors at L0 on the
-///             fine-tuned model, grid [1, short_lambda_max], n_hat 0
+///             fine-tuned model, grid [1, short_lambda_max], n_hat 0,
+///             seeded with the identity (and, with short_seed_finetune,
+///             search1's factors clipped to the grid: the model was tuned
+///             with them)
 ///   pi-ft, yarn-ft  baselines: the base model fine-tuned for the same steps
 ///             on the same data at mid_context with PI / YaRN
 ///   search-base     LongRoPE searched at long_context on the base model
@@ -20,8 +23,8 @@
 /// The searches go through longrope::run_progressive with the in-process
 /// perplexity fitness (the one llama2c::search_factors uses); the fine-tunes
 /// through run_train_loop. Data: the token stream is cut into disjoint
-/// ranges: fine-tuning [0, n/4), search windows [n/4, n/2), held-out
-/// evaluation [n/2, n).
+/// ranges: fine-tuning [0, n/4) (or the caller's finetune_tokens), search
+/// windows [n/4, n/2), held-out evaluation [n/2, n).
 ///
 /// Every finished stage is written atomically to DIR/stage-NAME.json (after
 /// its checkpoint, if any, DIR/NAME.bin); a run finds the finished stages and
@@ -61,6 +64,14 @@ struct pipeline_options {
   std::int64_t mid_context = 2048;    ///< search1 and fine-tuning length (paper: 4x L0).
   std::int64_t long_context = 8192;   ///< search2 length (paper: 16x L0).
   double short_lambda_max = 1.25;     ///< grid top of the short-window stage.
+  /// Also seed the short stage with search1's factors (the fine-tuning
+  /// factors) clipped to [1, short_lambda_max]; false: the identity only.
+  bool short_seed_finetune = false;
+  std::int64_t short_windows = 0;  ///< windows per short-stage candidate (0: search_windows).
+  /// The fine-tuning tokens (no BOS) of every fine-tune; empty: the stream's
+  /// [0, n/4). E.g. a model's whole pre-training text, where a quarter of the
+  /// stream would be repeated for many epochs and overfit.
+  std::vector<int> finetune_tokens;
   longrope::search_options search;    ///< P, N1, N2, k, T, seed, threads of every search.
   bool search_n_hat = true;           ///< long searches also search n_hat.
   std::int64_t search_windows = 1;    ///< windows per candidate, from [n/4, n/2).
@@ -134,6 +145,13 @@ class pipeline {
     }
     if (!(o_.short_lambda_max >= 1.0)) detail::pipeline_fail("short_lambda_max: must be >= 1");
     if (o_.search_windows < 1 || o_.eval_windows < 1) detail::pipeline_fail("search_windows, eval_windows: must be >= 1");
+    if (o_.short_windows < 0) detail::pipeline_fail("short_windows: must be >= 0 (0: search_windows)");
+    if (!o_.finetune_tokens.empty() &&
+        static_cast<std::int64_t>(o_.finetune_tokens.size()) <= o_.mid_context) {
+      detail::pipeline_fail("finetune_tokens: " + std::to_string(o_.finetune_tokens.size()) +
+                            " tokens; a fine-tuning sequence needs more than mid_context (" +
+                            std::to_string(o_.mid_context) + ")");
+    }
     const auto n = static_cast<std::int64_t>(stream_.size());
     std::int64_t longest = o_.long_context;
     for (std::int64_t L : o_.eval_lengths) {
@@ -154,27 +172,49 @@ class pipeline {
     fingerprint_ = options_json().dump();
   }
 
-  /// The options, the model geometry and the data hash: what the stages depend on.
+  /// The options, the model geometry and the data hash: what the stages
+  /// depend on. The short-stage options added later appear only when not at
+  /// their defaults, so work directories of earlier runs stay valid.
   nlohmann::json options_json() const {
     const auto& s = o_.search;
-    return {{"l0", base_ck_.config.seq_len},
-            {"pairs", base_ck_.config.head_size() / 2},
-            {"mid_context", o_.mid_context},
-            {"long_context", o_.long_context},
-            {"short_lambda_max", o_.short_lambda_max},
-            {"search", {{"population", s.population}, {"mutations", s.mutations}, {"crossovers", s.crossovers},
-                        {"top_k", s.top_k}, {"iterations", s.iterations}, {"seed", s.seed}}},
-            {"search_n_hat", o_.search_n_hat},
-            {"search_windows", o_.search_windows},
-            {"eval_windows", o_.eval_windows},
-            {"train", {{"steps", o_.train.steps}, {"batch", o_.train.batch}, {"accumulation", o_.train.accumulation},
-                       {"threads", o_.train.threads}, {"lr", o_.train.lr}, {"min_lr", o_.train.min_lr},
-                       {"warmup", o_.train.warmup}, {"decay", to_string(o_.train.decay)}, {"clip", o_.train.clip},
-                       {"weight_decay", o_.train.weight_decay}, {"data_seed", o_.data_seed}}},
-            {"baselines", o_.baselines},
-            {"eval_lengths", o_.eval_lengths},
-            {"stream_tokens", stream_.size()},
-            {"stream_fnv1a", detail::fnv1a(stream_)}};
+    nlohmann::json j = {{"l0", base_ck_.config.seq_len},
+                        {"pairs", base_ck_.config.head_size() / 2},
+                        {"mid_context", o_.mid_context},
+                        {"long_context", o_.long_context},
+                        {"short_lambda_max", o_.short_lambda_max},
+                        {"search",
+                         {{"population", s.population},
+                          {"mutations", s.mutations},
+                          {"crossovers", s.crossovers},
+                          {"top_k", s.top_k},
+                          {"iterations", s.iterations},
+                          {"seed", s.seed}}},
+                        {"search_n_hat", o_.search_n_hat},
+                        {"search_windows", o_.search_windows},
+                        {"eval_windows", o_.eval_windows},
+                        {"train",
+                         {{"steps", o_.train.steps},
+                          {"batch", o_.train.batch},
+                          {"accumulation", o_.train.accumulation},
+                          {"threads", o_.train.threads},
+                          {"lr", o_.train.lr},
+                          {"min_lr", o_.train.min_lr},
+                          {"warmup", o_.train.warmup},
+                          {"decay", to_string(o_.train.decay)},
+                          {"clip", o_.train.clip},
+                          {"weight_decay", o_.train.weight_decay},
+                          {"data_seed", o_.data_seed}}},
+                        {"baselines", o_.baselines},
+                        {"eval_lengths", o_.eval_lengths},
+                        {"stream_tokens", stream_.size()},
+                        {"stream_fnv1a", detail::fnv1a(stream_)}};
+    if (o_.short_seed_finetune) j["short_seed"] = "finetune";
+    if (o_.short_windows != 0) j["short_windows"] = o_.short_windows;
+    if (!o_.finetune_tokens.empty()) {
+      j["finetune_tokens"] = o_.finetune_tokens.size();
+      j["finetune_fnv1a"] = detail::fnv1a(o_.finetune_tokens);
+    }
+    return j;
   }
 
   /// Runs the missing stages up to o.until (see the file comment).
@@ -213,6 +253,7 @@ class pipeline {
       std::vector<std::string> chain = {todo[i]};
       std::size_t j = i + 1;
       while (j < todo.size()) {
+        if (todo[j] == "short" && o_.short_seed_finetune) break;  // seeded from search1's file: alone
         if (is_progressive_search(todo[j])) {
           chain.push_back(todo[j]);
           ++j;
@@ -299,18 +340,22 @@ class pipeline {
     st.target = search_target_for(base_ck_.config, ctx);
     st.space = longrope::default_space_config(st.target);
     st.space.search_n_hat = o_.search_n_hat && name != "short";
+    st.options = o_.search;
+    st.seed_from_previous = name == "search2";  // search1's factors, in the same call or from its file
     if (name == "short") {
       st.space.lambda_max = o_.short_lambda_max;
       st.short_window = true;
-      st.seed_from_previous = false;
+      // The baseline seeds are all the identity at scale 1; snap() clips the
+      // fine-tuning factors to the grid. run() runs this stage alone, after
+      // search1's file exists.
+      if (o_.short_seed_finetune) st.seeds.user.push_back({best_of("search1").factors, 0});
     }
-    st.options = o_.search;
-    st.seed_from_previous = name == "search2";  // search1's factors, in the same call or from its file
     return st;
   }
 
-  std::vector<std::vector<int>> search_windows(std::int64_t ctx) const {
-    return spread_windows(stream_, ctx, o_.search_windows, n() / 4, n() / 2);
+  std::vector<std::vector<int>> search_windows(const longrope::search_stage& st) const {
+    const std::int64_t count = st.short_window && o_.short_windows > 0 ? o_.short_windows : o_.search_windows;
+    return spread_windows(stream_, st.target.target_length(), count, n() / 4, n() / 2);
   }
 
   /// Search stages in one run_progressive call (fine-tuning between search1 and search2).
@@ -327,7 +372,7 @@ class pipeline {
     auto fitness = [&](std::size_t, const longrope::search_stage& st, const std::vector<longrope::search_point>& pts) {
       const std::int64_t ctx = st.target.target_length();
       auto& w = windows[ctx];
-      if (w.empty()) w = search_windows(ctx);
+      if (w.empty()) w = search_windows(st);
       std::vector<longrope::rope_frequencies> fs;
       for (const auto& p : pts) fs.push_back(point_frequencies(model->config(), p, ctx, std::nullopt));
       const auto r = evaluate_perplexity(*model, w, fs, o_.search.threads);
@@ -338,10 +383,25 @@ class pipeline {
     auto record = [&](const longrope::search_stage& st, const longrope::search_result& r) {
       say("extend: " + st.name + " done: perplexity " + std::to_string(r.best_score) + " at " +
           std::to_string(st.target.target_length()) + " tokens, " + std::to_string(r.evaluations) + " evaluations");
-      save_stage(st.name, {{"context", st.target.target_length()}, {"short_window", st.short_window},
-                           {"lambda_max", st.space.lambda_max}, {"best", detail::point_json(r.best)},
-                           {"score", r.best_score}, {"evaluations", r.evaluations}, {"iterations", r.iterations},
-                           {"seconds", r.elapsed_seconds}, {"model", st.name == "search1" || st.name == "search-base" ? "base" : "finetune"}});
+      nlohmann::json rec = {
+          {"context", st.target.target_length()},
+          {"short_window", st.short_window},
+          {"lambda_max", st.space.lambda_max},
+          {"best", detail::point_json(r.best)},
+          {"score", r.best_score},
+          {"evaluations", r.evaluations},
+          {"iterations", r.iterations},
+          {"seconds", r.elapsed_seconds},
+          {"windows", windows[st.target.target_length()].size()},
+          {"model", st.name == "search1" || st.name == "search-base" ? "base" : "finetune"}};
+      if (st.short_window) {  // its seeds beside the identity, as the search saw them (on the grid)
+        const longrope::search_space space(st.space);
+        rec["user_seeds"] = nlohmann::json::array();
+        for (const auto& u : st.seeds.user) {
+          rec["user_seeds"].push_back(space.point(longrope::snap(space, u.factors, u.n_hat)).factors);
+        }
+      }
+      save_stage(st.name, rec);
     };
     auto between = [&](std::size_t k, const longrope::search_stage& st, const longrope::search_result& r) {
       record(st, r);
@@ -375,7 +435,8 @@ class pipeline {
   nlohmann::json finetune(const std::string& name, const scaling& sc) {
     const auto f = make_frequencies(base_ck_.config, sc, o_.mid_context);
     trainer<float> tr(base_ck_, o_.train);
-    std::vector<int> data(stream_.begin(), stream_.begin() + static_cast<std::ptrdiff_t>(n() / 4));
+    std::vector<int> data = o_.finetune_tokens;
+    if (data.empty()) data.assign(stream_.begin(), stream_.begin() + static_cast<std::ptrdiff_t>(n() / 4));
     packed_stream_source src(std::move(data), o_.mid_context, o_.data_seed);
     say("extend: " + name + ": " + std::to_string(o_.train.steps) + " steps at " + std::to_string(o_.mid_context) +
         " tokens, " + to_string(sc.method));
@@ -388,10 +449,19 @@ class pipeline {
       }
     });
     write_checkpoint(tr.model().to_checkpoint(), model_path(name), 0);
-    nlohmann::json rec = {{"checkpoint", name + ".bin"}, {"context", o_.mid_context}, {"method", to_string(sc.method)},
-                          {"steps", tr.step_count()}, {"tokens_seen", tr.tokens_seen()},
-                          {"first_loss", loop.first_loss}, {"final_loss", loop.last_loss}, {"losses", loop.losses},
-                          {"seconds", loop.seconds}, {"data", "stream[0," + std::to_string(n() / 4) + ")"}};
+    nlohmann::json rec = {
+        {"checkpoint", name + ".bin"},
+        {"context", o_.mid_context},
+        {"method", to_string(sc.method)},
+        {"steps", tr.step_count()},
+        {"tokens_seen", tr.tokens_seen()},
+        {"first_loss", loop.first_loss},
+        {"final_loss", loop.last_loss},
+        {"losses", loop.losses},
+        {"seconds", loop.seconds},
+        {"data", o_.finetune_tokens.empty()
+                     ? "stream[0," + std::to_string(n() / 4) + ")"
+                     : "finetune_tokens[0," + std::to_string(o_.finetune_tokens.size()) + ")"}};
     if (sc.method == scaling_method::longrope) rec["scaling"] = detail::point_json({sc.factors, sc.n_hat});
     return rec;
   }
