@@ -78,19 +78,27 @@ std::string render_page(const json& r, const std::string& command) {
   std::ostringstream md;
   const auto times = [l0](std::int64_t L) { return fixed(static_cast<double>(L) / static_cast<double>(l0), 2); };
   md << "# Progressive extension at toy scale: results\n\n"
-     << "stories260K (trained at " << l0 << " tokens): search at " << mid << " (" << times(mid) << "x), fine-tune at "
-     << mid << " with those factors, search at " << lng << " (" << times(lng)
-     << "x) on the fine-tuned model, short factors at " << l0
+     << "The model (" << o["pairs"] << " rotary pairs, trained at " << l0 << " tokens): search at " << mid
+     << " (" << times(mid) << "x), fine-tune at " << mid << " with those factors, search at " << lng << " ("
+     << times(lng) << "x) on the fine-tuned model, short factors at " << l0
      << "; PI-FT and YaRN-FT fine-tuned for the same steps on the same data. Held-out perplexity on "
-     << t["held_out"].get<std::string>() << " of the token stream (" << t["windows"] << " window(s) per length; "
-     << "fine-tuning saw [0, n/4), the searches [n/4, n/2)). Lower is better; +- is one standard error of the "
+     << t["held_out"].get<std::string>() << " of the token stream (" << t["windows"]
+     << " window(s) per length; "
+     << "fine-tuning saw "
+     << (o.contains("finetune_tokens") ? std::to_string(o["finetune_tokens"].get<std::int64_t>()) +
+                                             " tokens of its own (--finetune-range)"
+                                       : std::string("[0, n/4)"))
+     << ", the searches [n/4, n/2)). Lower is better; +- is one standard error of the "
         "log-perplexity over windows, shown as a factor.\n\n"
-     << "Made by:\n\n```\n" << command << "\n```\n\nOptions (all in the result JSON): search P="
-     << o["search"]["population"] << " N1=" << o["search"]["mutations"] << " N2=" << o["search"]["crossovers"]
+     << "Made by:\n\n```\n"
+     << command << "\n```\n\nOptions (all in the result JSON): search P=" << o["search"]["population"]
+     << " N1=" << o["search"]["mutations"] << " N2=" << o["search"]["crossovers"]
      << " k=" << o["search"]["top_k"] << " T=" << o["search"]["iterations"] << " seed=" << o["search"]["seed"]
      << ", " << o["search_windows"] << " search window(s); fine-tuning " << o["train"]["steps"] << " steps x "
      << o["train"]["batch"] << " x " << o["train"]["accumulation"] << " sequences, lr " << o["train"]["lr"]
-     << ", data seed " << o["train"]["data_seed"] << ".\n\n";
+     << ", data seed " << o["train"]["data_seed"] << "; short stage grid [1, " << o["short_lambda_max"]
+     << "], seeds " << (o.value("short_seed", "") == "finetune" ? "ones and search1's factors" : "ones")
+     << ", " << (o.contains("short_windows") ? o["short_windows"] : o["search_windows"]) << " window(s).\n\n";
   md << "| method | fine-tuned |";
   for (auto L : lengths) md << " " << L << " (" << fixed(static_cast<double>(L) / static_cast<double>(l0), 2) << "x) |";
   md << "\n|---|---|";
