@@ -173,8 +173,9 @@ class pipeline {
   }
 
   /// The options, the model geometry and the data hash: what the stages
-  /// depend on. The short-stage options added later appear only when not at
-  /// their defaults, so work directories of earlier runs stay valid.
+  /// depend on. The options added later (short_seed_finetune, short_windows,
+  /// finetune_tokens) appear only when set, so work directories of earlier
+  /// runs stay valid.
   nlohmann::json options_json() const {
     const auto& s = o_.search;
     nlohmann::json j = {{"l0", base_ck_.config.seq_len},
