@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <longrope/search/strategy.hpp>
@@ -109,6 +110,14 @@ class option_parser {
     const std::int64_t v = int_or("--seed", 0);
     if (v < 0) throw std::invalid_argument("--seed: must be >= 0");
     return static_cast<std::uint64_t>(v);
+  }
+
+  /// "A:B" as two strict integers (parse_int), unchecked otherwise; else
+  /// std::invalid_argument "WHAT: expected A:B, got 'S'".
+  static std::pair<std::int64_t, std::int64_t> parse_int_pair(const std::string& s, const std::string& what) {
+    const auto colon = s.find(':');
+    if (colon == std::string::npos) throw std::invalid_argument(what + ": expected A:B, got '" + s + "'");
+    return {parse_int(s.substr(0, colon), what), parse_int(s.substr(colon + 1), what)};
   }
 
   /// Strict integer: the whole string, base 10, in range.

@@ -166,11 +166,7 @@ int cmd_extend(const args& a) {
   check_forward_memory(m.ck.config, longest, effective_threads(s.threads, std::int64_t{1} << 30), "--long-context");
   auto stream = read_stream(opt, m);
   if (const auto r = opt.get("--finetune-range")) {
-    const auto colon = r->find(':');
-    if (colon == std::string::npos)
-      throw std::invalid_argument("--finetune-range: expected A:B, got '" + *r + "'");
-    const std::int64_t a0 = option_parser::parse_int(r->substr(0, colon), "--finetune-range");
-    const std::int64_t b0 = option_parser::parse_int(r->substr(colon + 1), "--finetune-range");
+    const auto [a0, b0] = option_parser::parse_int_pair(*r, "--finetune-range");
     const auto total = static_cast<std::int64_t>(stream.size());
     if (a0 < 0 || b0 > total || b0 - a0 <= o.mid_context) {
       throw std::invalid_argument("--finetune-range " + *r + ": need 0 <= A, B <= " + std::to_string(total) +

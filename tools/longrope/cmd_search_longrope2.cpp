@@ -129,10 +129,7 @@ llama2c::longrope2_extension_checkpoint load_longrope2_state(const std::string& 
 }
 
 std::pair<int, int> parse_range(const std::string& s) {
-  const auto colon = s.find(':');
-  if (colon == std::string::npos) throw std::invalid_argument("--critical-dim-range: expected A:B, got '" + s + "'");
-  const auto a = option_parser::parse_int(s.substr(0, colon), "--critical-dim-range");
-  const auto b = option_parser::parse_int(s.substr(colon + 1), "--critical-dim-range");
+  const auto [a, b] = option_parser::parse_int_pair(s, "--critical-dim-range");
   if (a < 0 || b < a || b > 100000) throw std::invalid_argument("--critical-dim-range: need 0 <= A <= B, got '" + s + "'");
   return {static_cast<int>(a), static_cast<int>(b)};
 }
