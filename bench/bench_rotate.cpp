@@ -330,6 +330,20 @@ void BM_decode(benchmark::State& state) {
   state.SetLabel(longrope::isa_name(longrope::active_isa()));
 }
 
+// The same call on the interleaved layout (GPT-J, llama.cpp's "normal" rope).
+void BM_decode_interleaved(benchmark::State& state) {
+  const auto f = bench_freqs(pair_layout::interleaved);
+  qk_buffers<float> b(1, kDecodePos, static_cast<std::size_t>(state.range(0)));
+  const auto q = b.qv();
+  const auto k = b.kv();
+  for (auto _ : state) {
+    longrope::rotate_qk(f, q, k, b.pv(), {0, 1});
+    benchmark::ClobberMemory();
+  }
+  set_decode_counters(state);
+  state.SetLabel(longrope::isa_name(longrope::active_isa()));
+}
+
 // Breakdown 1: the exact angles alone (p * f_i in double, reduced mod 2 pi), scalar.
 void BM_decode_angles(benchmark::State& state) {
   const auto f = bench_freqs(pair_layout::half_split);
@@ -430,6 +444,7 @@ void BM_decode_naive(benchmark::State& state) {
 }
 
 BENCHMARK(BM_decode)->ArgName("offset")->Arg(0)->Arg(16);
+BENCHMARK(BM_decode_interleaved)->ArgName("offset")->Arg(0)->Arg(16);
 BENCHMARK(BM_decode_angles);
 BENCHMARK(BM_decode_trig);
 BENCHMARK(BM_decode_rotation);

@@ -13,6 +13,7 @@
 //     the reference value (float, double: 0; half: 2^-10 |r| + 2^-24; bf16: 2^-7 |r| + 1.2e-38,
 //     the float denormals that AVX512-BF16 conversion flushes to zero).
 //   double storage: the vector path is the scalar reference (bitwise equal).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -763,6 +764,82 @@ TEST_CASE("decode split by heads (head_range) equals the whole call", "[rotate][
       CHECK(std::string(e.id()) == "longrope.argument");
     }
   }
+}
+
+// Decode buffers at every float offset from a 64-byte boundary (AVX-512 rotates
+// those in blocks aligned to the output, rotate_avx512.inc) against the same
+// rotation of a 64-byte-aligned copy: bitwise equal, and no float outside the
+// buffer read into the result or written.
+TEST_CASE("decode at every offset from a 64-byte boundary equals the aligned call bitwise",
+          "[rotate][simd][align]") {
+  for_each_isa([] {
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    constexpr float kGuard = 12345.0f;
+    constexpr std::ptrdiff_t kPad = 48;  // guard floats on each side
+    for (pair_layout layout : {pair_layout::half_split, pair_layout::interleaved}) {
+      for (int hd : {64, 96, 128}) {
+        const auto f = make_freqs(hd, hd, layout, 0);
+        std::vector<float> tc(hd / 2), ts(hd / 2);
+        const std::int64_t p[] = {100000};
+        fill_table<float>(f, p, 1, {tc.data(), 1, hd / 2}, {ts.data(), 1, hd / 2});
+        const rope_table table{{tc.data(), 1, hd / 2}, {ts.data(), 1, hd / 2}, 100000};
+        for (std::ptrdiff_t heads : {1, 3, 40}) {
+          const std::ptrdiff_t n = heads * hd;
+          std::vector<float> src(static_cast<std::size_t>(n));
+          for (auto& v : src) v = u(rng);
+          // The reference: a 64-byte-aligned copy, in place.
+          std::vector<float> ref_store(static_cast<std::size_t>(n + 16));
+          float* ref = ref_store.data();
+          while (reinterpret_cast<std::uintptr_t>(ref) % 64 != 0) ++ref;
+          for (int mode = 0; mode < 3; ++mode) {  // 0 table-free in place, 1 table in place, 2 out of place
+            std::copy(src.begin(), src.end(), ref);
+            const auto rv = token_major(ref, 1, 1, heads, hd);
+            if (mode == 1) {
+              rotate(f, table, rv, {p, 0}, {0, 1});
+            } else {
+              rotate(f, rv, {p, 0}, {0, 1});
+            }
+            for (int off = 0; off < 16; ++off) {
+              INFO("layout " << static_cast<int>(layout) << " head_dim " << hd << " heads " << heads
+                             << " mode " << mode << " offset " << off << " floats");
+              std::vector<float> store(static_cast<std::size_t>(n + 2 * kPad + 16), kGuard);
+              float* base = store.data();
+              while (reinterpret_cast<std::uintptr_t>(base) % 64 != 0) ++base;
+              float* x = base + kPad + off;  // off floats past a 64-byte boundary
+              std::vector<float> in_store;
+              if (mode == 2) {
+                // The input at another offset (15 - off), guarded the same way.
+                in_store.assign(static_cast<std::size_t>(n + 2 * kPad + 16), kGuard);
+                float* ib = in_store.data();
+                while (reinterpret_cast<std::uintptr_t>(ib) % 64 != 0) ++ib;
+                float* in = ib + kPad + (15 - off);
+                std::copy(src.begin(), src.end(), in);
+                rotate(f, heads_view<const float>(token_major(in, 1, 1, heads, hd)),
+                       token_major(x, 1, 1, heads, hd), {p, 0}, {0, 1});
+                CHECK(std::equal(src.begin(), src.end(), in));  // the input is not written
+              } else {
+                std::copy(src.begin(), src.end(), x);
+                const auto xv = token_major(x, 1, 1, heads, hd);
+                if (mode == 1) {
+                  rotate(f, table, xv, {p, 0}, {0, 1});
+                } else {
+                  rotate(f, xv, {p, 0}, {0, 1});
+                }
+              }
+              std::ptrdiff_t diff = 0;
+              for (std::ptrdiff_t i = 0; i < n; ++i) diff += std::memcmp(&x[i], &ref[i], sizeof(float)) != 0;
+              CHECK(diff == 0);
+              std::ptrdiff_t touched = 0;
+              for (float* g = store.data(); g < x; ++g) touched += *g != kGuard;
+              for (float* g = x + n; g < store.data() + store.size(); ++g) touched += *g != kGuard;
+              CHECK(touched == 0);
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 TEST_CASE("ISA selection: set_isa, reset_isa, unsupported requests", "[rotate][isa]") {
