@@ -317,8 +317,8 @@ void set_decode_counters(benchmark::State& state) { set_counters<float>(state, 1
 
 // The whole call: argument checks, angles, cos/sin, rotation of 40 heads.
 // range(0): bytes q and k sit past a 64-byte boundary.
-void BM_decode(benchmark::State& state) {
-  const auto f = bench_freqs(pair_layout::half_split);
+void decode_call(benchmark::State& state, pair_layout layout) {
+  const auto f = bench_freqs(layout);
   qk_buffers<float> b(1, kDecodePos, static_cast<std::size_t>(state.range(0)));
   const auto q = b.qv();
   const auto k = b.kv();
@@ -329,19 +329,12 @@ void BM_decode(benchmark::State& state) {
   set_decode_counters(state);
   state.SetLabel(longrope::isa_name(longrope::active_isa()));
 }
-
-// The same call on the interleaved layout (GPT-J, llama.cpp's "normal" rope).
+void BM_decode(benchmark::State& state) {
+  decode_call(state, pair_layout::half_split);
+}
+// The same on the interleaved layout (GPT-J, llama.cpp's "normal" rope).
 void BM_decode_interleaved(benchmark::State& state) {
-  const auto f = bench_freqs(pair_layout::interleaved);
-  qk_buffers<float> b(1, kDecodePos, static_cast<std::size_t>(state.range(0)));
-  const auto q = b.qv();
-  const auto k = b.kv();
-  for (auto _ : state) {
-    longrope::rotate_qk(f, q, k, b.pv(), {0, 1});
-    benchmark::ClobberMemory();
-  }
-  set_decode_counters(state);
-  state.SetLabel(longrope::isa_name(longrope::active_isa()));
+  decode_call(state, pair_layout::interleaved);
 }
 
 // Breakdown 1: the exact angles alone (p * f_i in double, reduced mod 2 pi), scalar.
