@@ -56,9 +56,12 @@ struct row {
   longrope::rope_frequencies f;
 };
 
-double needle_loss(const llama2c::transformer<float>& model, const std::vector<llama2c::needle_window>& w,
-                   const longrope::rope_frequencies& f, int threads) {
-  return llama2c::evaluate_needle(model, w, {f}, threads).at(0).loss();
+// Index of the lowest needle loss of a batch.
+std::size_t argmin_loss(const std::vector<llama2c::needle_result>& r) {
+  std::size_t arg = 0;
+  for (std::size_t i = 1; i < r.size(); ++i)
+    if (r[i].loss() < r[arg].loss()) arg = i;
+  return arg;
 }
 
 // Every non-decreasing vector of m indices in [0, levels), in lexicographic order.
@@ -87,9 +90,7 @@ void space_bound(const llama2c::model_config& mc, const llama2c::transformer<flo
   target.original_length = mc.seq_len;
   target.scale = static_cast<double>(context) / static_cast<double>(mc.seq_len);
   const int pairs = target.rope.pairs();
-  const int d = target.rope.effective_rotary_dim();
-  const int hi = std::min(pairs - 1, longrope::theoretical_critical_dim(d, target.rope.base, mc.seq_len));
-  const int lo = std::min(hi, longrope::d10_critical_dim(d, target.rope.base, mc.seq_len));
+  const auto [lo, hi] = longrope::longrope2_default_critical_dims(target);  // the search's own range
   double best = 1e300;
   std::vector<double> best_f;
   int best_k = -1;
@@ -109,9 +110,7 @@ void space_bound(const llama2c::model_config& mc, const llama2c::transformer<flo
       fs.push_back(llama2c::longrope2_frequencies(mc, context, factors.back()));
     }
     const auto r = llama2c::evaluate_needle(model, eval, fs, threads);
-    std::size_t arg = 0;
-    for (std::size_t i = 1; i < r.size(); ++i)
-      if (r[i].loss() < r[arg].loss()) arg = i;
+    const std::size_t arg = argmin_loss(r);
     std::printf("| LongRoPE2 space oracle, d_rcd %d (best of %zu) | %lld | %.4f | %lld/%lld | |\n", k,
                 r.size(), static_cast<long long>(context), r[arg].loss(),
                 static_cast<long long>(r[arg].keys_correct), static_cast<long long>(r[arg].keys));
@@ -136,18 +135,17 @@ void space_bound(const llama2c::model_config& mc, const llama2c::transformer<flo
         fs.push_back(llama2c::longrope2_frequencies(mc, context, best_f, t));
       }
       const auto r = llama2c::evaluate_needle(model, eval, fs, threads);
-      std::size_t arg = 0;
-      for (std::size_t j = 1; j < r.size(); ++j)
-        if (r[j].loss() < r[arg].loss()) arg = j;
+      const std::size_t arg = argmin_loss(r);
       if (r[arg].loss() < best) {
         best = r[arg].loss();
         m[static_cast<std::size_t>(i)] = grid[arg];
       }
     }
   }
+  // best is the loss of (best_f, m): each accepted step was scored as exactly that
+  // (all-ones mscale gives the factor stage's frequencies bit for bit).
   std::printf("| LongRoPE2 space oracle + per-pair mscale (d_rcd %d) | %lld | %.4f | | |\n", best_k,
-              static_cast<long long>(context),
-              needle_loss(model, eval, llama2c::longrope2_frequencies(mc, context, best_f, m), threads));
+              static_cast<long long>(context), best);
   std::fprintf(stderr, "oracle mscale @%lld:", static_cast<long long>(context));
   for (double x : m) std::fprintf(stderr, " %.3f", x);
   std::fputc('\n', stderr);

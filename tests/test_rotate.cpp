@@ -784,48 +784,45 @@ TEST_CASE("decode at every offset from a 64-byte boundary equals the aligned cal
         const std::int64_t p[] = {100000};
         fill_table<float>(f, p, 1, {tc.data(), 1, hd / 2}, {ts.data(), 1, hd / 2});
         const rope_table table{{tc.data(), 1, hd / 2}, {ts.data(), 1, hd / 2}, 100000};
+        auto in_place = [&](const heads_view<float>& v, int mode) {  // mode 1: from the table
+          if (mode == 1) {
+            rotate(f, table, v, {p, 0}, {0, 1});
+          } else {
+            rotate(f, v, {p, 0}, {0, 1});
+          }
+        };
         for (std::ptrdiff_t heads : {1, 3, 40}) {
           const std::ptrdiff_t n = heads * hd;
           std::vector<float> src(static_cast<std::size_t>(n));
           for (auto& v : src) v = u(rng);
+          // kGuard-filled storage for n floats at a 64-byte boundary + kPad + off.
+          auto guarded = [&](std::vector<float>& store, int off) {
+            store.assign(static_cast<std::size_t>(n + 2 * kPad + 16), kGuard);
+            float* base = store.data();
+            while (reinterpret_cast<std::uintptr_t>(base) % 64 != 0) ++base;
+            return base + kPad + off;
+          };
           // The reference: a 64-byte-aligned copy, in place.
-          std::vector<float> ref_store(static_cast<std::size_t>(n + 16));
-          float* ref = ref_store.data();
-          while (reinterpret_cast<std::uintptr_t>(ref) % 64 != 0) ++ref;
+          std::vector<float> ref_store;
+          float* ref = guarded(ref_store, 0);
           for (int mode = 0; mode < 3; ++mode) {  // 0 table-free in place, 1 table in place, 2 out of place
             std::copy(src.begin(), src.end(), ref);
-            const auto rv = token_major(ref, 1, 1, heads, hd);
-            if (mode == 1) {
-              rotate(f, table, rv, {p, 0}, {0, 1});
-            } else {
-              rotate(f, rv, {p, 0}, {0, 1});
-            }
+            in_place(token_major(ref, 1, 1, heads, hd), mode);
             for (int off = 0; off < 16; ++off) {
               INFO("layout " << static_cast<int>(layout) << " head_dim " << hd << " heads " << heads
                              << " mode " << mode << " offset " << off << " floats");
-              std::vector<float> store(static_cast<std::size_t>(n + 2 * kPad + 16), kGuard);
-              float* base = store.data();
-              while (reinterpret_cast<std::uintptr_t>(base) % 64 != 0) ++base;
-              float* x = base + kPad + off;  // off floats past a 64-byte boundary
+              std::vector<float> store;
+              float* x = guarded(store, off);  // off floats past a 64-byte boundary
               std::vector<float> in_store;
               if (mode == 2) {
-                // The input at another offset (15 - off), guarded the same way.
-                in_store.assign(static_cast<std::size_t>(n + 2 * kPad + 16), kGuard);
-                float* ib = in_store.data();
-                while (reinterpret_cast<std::uintptr_t>(ib) % 64 != 0) ++ib;
-                float* in = ib + kPad + (15 - off);
+                float* in = guarded(in_store, 15 - off);  // the input at another offset
                 std::copy(src.begin(), src.end(), in);
                 rotate(f, heads_view<const float>(token_major(in, 1, 1, heads, hd)),
                        token_major(x, 1, 1, heads, hd), {p, 0}, {0, 1});
                 CHECK(std::equal(src.begin(), src.end(), in));  // the input is not written
               } else {
                 std::copy(src.begin(), src.end(), x);
-                const auto xv = token_major(x, 1, 1, heads, hd);
-                if (mode == 1) {
-                  rotate(f, table, xv, {p, 0}, {0, 1});
-                } else {
-                  rotate(f, xv, {p, 0}, {0, 1});
-                }
+                in_place(token_major(x, 1, 1, heads, hd), mode);
               }
               std::ptrdiff_t diff = 0;
               for (std::ptrdiff_t i = 0; i < n; ++i) diff += std::memcmp(&x[i], &ref[i], sizeof(float)) != 0;

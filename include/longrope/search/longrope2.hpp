@@ -11,12 +11,14 @@
 ///
 /// Pairs are counted from 0 (pair i has theta_i = base^(-2i/d), d = rotary_dim).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "driver.hpp"
@@ -38,6 +40,13 @@ int theoretical_critical_dim(int rotary_dim, double base, std::int64_t train_len
 /// (the first pair whose period exceeds L_train / 10), clamped to [0, d/2].
 /// Same errors as theoretical_critical_dim. O(1).
 int d10_critical_dim(int rotary_dim, double base, std::int64_t train_length);
+
+/// The critical dimensions longrope2_search tries when the options leave the
+/// range open: [lo, hi] with lo = min(pairs - 1, d10_tcd) and hi =
+/// max(lo, min(pairs - 1, d_tcd)), over target.rope's effective rotary
+/// dimension, base and target.original_length. Throws as target.validate()
+/// and theoretical_critical_dim. O(rotary_dim).
+std::pair<int, int> longrope2_default_critical_dims(const search_target& target);
 
 /// LongRoPE2's space for a critical dimension k: pairs i >= k searched on the
 /// grid [s, 2s] step `step` (s = target.scale, monotone), pairs i < k derived
@@ -157,6 +166,15 @@ inline int d10_critical_dim(int rotary_dim, double base, std::int64_t train_leng
   return static_cast<int>(detail::critical_dim_value(rotary_dim, base, train_length, 10.0));
 }
 
+inline std::pair<int, int> longrope2_default_critical_dims(const search_target& target) {
+  target.validate();
+  const int pairs = target.rope.pairs();
+  const int d = target.rope.effective_rotary_dim();
+  const int lo = std::min(pairs - 1, d10_critical_dim(d, target.rope.base, target.original_length));
+  const int hi = std::min(pairs - 1, theoretical_critical_dim(d, target.rope.base, target.original_length));
+  return {lo, std::max(lo, hi)};
+}
+
 inline search_space_config longrope2_space_config(const search_target& target, int critical_dim, double step) {
   target.validate();
   if (!(target.scale >= 1.0)) detail::search_fail("longrope2: target.scale must be >= 1, got " + std::to_string(target.scale));
@@ -212,11 +230,8 @@ inline longrope2_result longrope2_search(const search_target& target, const long
                                          const batch_fitness& f, const progress_callback& progress,
                                          const longrope2_checkpoint* resume,
                                          const longrope2_checkpoint_callback& on_checkpoint) {
-  target.validate();
+  const auto [lo_default, hi_default] = longrope2_default_critical_dims(target);  // validates target
   const int pairs = target.rope.pairs();
-  const int d = target.rope.effective_rotary_dim();
-  const int hi_default = std::min(pairs - 1, theoretical_critical_dim(d, target.rope.base, target.original_length));
-  const int lo_default = std::min(pairs - 1, d10_critical_dim(d, target.rope.base, target.original_length));
   const int lo = options.critical_dim_min >= 0 ? options.critical_dim_min : lo_default;
   const int hi = options.critical_dim_max >= 0 ? options.critical_dim_max : std::max(lo, hi_default);
   if (lo > hi || lo < 0 || hi >= pairs) {
