@@ -308,6 +308,26 @@ BENCHMARK_TEMPLATE(BM_rotate_cached, float)->ArgName("native_bf16")->Arg(1);
 BENCHMARK_TEMPLATE(BM_rotate_cached, fp16)->ArgName("native_bf16")->Arg(1);
 BENCHMARK_TEMPLATE(BM_rotate_cached, bf16)->ArgName("native_bf16")->Arg(1)->Arg(0);
 
+// The same tile table-free at positions 100000 .. 100031: the difference to
+// BM_rotate_cached is the cost of the tokens' cos/sin (one double sincos row
+// per token) where nothing waits on DRAM.
+template <class T>
+void BM_rotate_cached_free(benchmark::State& state) {
+  constexpr std::ptrdiff_t kTile = 32;
+  const auto f = bench_freqs(longrope::pair_layout::half_split);
+  qk_buffers<T> b(kTile, 100000);
+  for (auto _ : state) {
+    longrope::rotate_qk(f, b.qv(), b.kv(), b.pv(), {0, kTile});
+    benchmark::DoNotOptimize(b.q.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters<T>(state, kTile);
+  state.SetLabel(longrope::isa_name(longrope::active_isa()));
+}
+BENCHMARK_TEMPLATE(BM_rotate_cached_free, float);
+BENCHMARK_TEMPLATE(BM_rotate_cached_free, fp16);
+BENCHMARK_TEMPLATE(BM_rotate_cached_free, bf16);
+
 // ---------------------------------------------------------------------------
 // Decode: one token at position 100,000, table-free, with a breakdown.
 
